@@ -1,0 +1,11 @@
+//! `scim-host`: the reference host of the SCIM provisioning component.
+//!
+//! It loads the component with wasmtime ([`component::PluginHost`]), binds its `user-store` and
+//! `settings` imports to the host's own ([`store`], [`settings`]), and serves it. A Rust server
+//! embeds this library; the `scim-host` binary runs it on its own.
+
+pub mod component;
+pub mod settings;
+pub mod store;
+
+pub use component::{Limits, PluginHost};

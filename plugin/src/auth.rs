@@ -1,0 +1,159 @@
+//! Authentication (RFC 7644 §2): OAuth 2.0 bearer tokens (RFC 6750), checked by digest.
+
+use sha2::{Digest, Sha256};
+
+use crate::error::ScimError;
+use crate::http::Request;
+use crate::store::Settings;
+
+/// The SHA-256 digest of a token, as the host stores it.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Checks the request's bearer token against the host's token digests.
+///
+/// Every stored digest is compared, in constant time, whatever the outcome, so that the time
+/// taken says nothing about which token, or how much of one, was right.
+pub fn authenticate(request: &Request, settings: &Settings) -> Result<(), ScimError> {
+    if request.header("Cookie").is_some() {
+        // A SCIM client authenticates with its token alone. A cookie means a browser, and a
+        // browser's ambient session must never be able to drive provisioning.
+        return Err(unauthorized(
+            "a request with a session cookie is refused: use the bearer token",
+        ));
+    }
+
+    let Some(authorization) = request.header("Authorization") else {
+        return Err(unauthorized("the Authorization header is missing"));
+    };
+
+    let Some(token) = bearer_token(authorization) else {
+        return Err(invalid_token(
+            "the Authorization header is not a bearer token",
+        ));
+    };
+
+    let presented = token_digest(token);
+    let mut valid = false;
+    for stored in &settings.tokens {
+        let unexpired = stored.expires_at.is_none_or(|at| settings.now < at);
+        valid |= constant_time_eq(&presented, &stored.digest) & unexpired;
+    }
+
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid_token("the bearer token is not valid"))
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header; the scheme is case-insensitive.
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Compares two byte strings without branching on their contents.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(difference) == 0
+}
+
+/// 401 for a request without usable credentials (RFC 6750 §3).
+fn unauthorized(detail: &str) -> ScimError {
+    ScimError {
+        challenge: Some("Bearer realm=\"SCIM\""),
+        ..ScimError::new(401, detail)
+    }
+}
+
+/// 401 for wrong, malformed or expired credentials (RFC 6750 §3.1 `invalid_token`).
+fn invalid_token(detail: &str) -> ScimError {
+    ScimError {
+        challenge: Some("Bearer realm=\"SCIM\", error=\"invalid_token\""),
+        ..ScimError::new(401, detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Token;
+
+    fn settings_with(token: &str, expires_at: Option<u64>) -> Settings {
+        Settings {
+            enabled: true,
+            tokens: vec![Token {
+                digest: token_digest(token).to_vec(),
+                expires_at,
+            }],
+            base_url: "https://vault.example.com/scim/v2".into(),
+            now: 1_000,
+        }
+    }
+
+    fn request_with(headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: "GET".into(),
+            path: "/Users".into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn right_token_is_accepted_with_any_scheme_case() {
+        let settings = settings_with("s3cret", None);
+        assert!(
+            authenticate(
+                &request_with(&[("Authorization", "Bearer s3cret")]),
+                &settings
+            )
+            .is_ok()
+        );
+        assert!(
+            authenticate(
+                &request_with(&[("authorization", "bearer s3cret")]),
+                &settings
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn missing_wrong_malformed_and_expired_tokens_are_401() {
+        let settings = settings_with("s3cret", Some(999));
+        for headers in [
+            vec![],
+            vec![("Authorization", "Bearer s3cret")],
+            vec![("Authorization", "Bearer wrong")],
+            vec![("Authorization", "Basic czNjcmV0")],
+            vec![("Authorization", "Bearer")],
+        ] {
+            let error = authenticate(&request_with(&headers), &settings).unwrap_err();
+            assert_eq!(error.status, 401, "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn session_cookie_is_refused_even_with_a_valid_token() {
+        let settings = settings_with("s3cret", None);
+        let request = request_with(&[("Authorization", "Bearer s3cret"), ("Cookie", "sid=1")]);
+        assert_eq!(authenticate(&request, &settings).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn constant_time_eq_compares_lengths_and_bytes() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,122 @@
+//! One SCIM request (RFC 7644 §3): settings, authentication, routing, and the body's JSON.
+
+use serde_json::Value;
+
+use crate::auth;
+use crate::discovery;
+use crate::error::{ScimError, ScimResult};
+use crate::http::{Request, Response, percent_decode};
+use crate::query::Query;
+use crate::store::{Settings, UserStore};
+use crate::users;
+
+/// Answers one request. Every failure becomes a SCIM error response; nothing here panics on
+/// anything a client sends.
+pub fn handle(request: &Request, store: &dyn UserStore, settings: &Settings) -> Response {
+    match respond(request, store, settings) {
+        Ok(response) => response,
+        Err(error) => error.into(),
+    }
+}
+
+fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> ScimResult<Response> {
+    if !settings.enabled {
+        return Err(ScimError::new(
+            403,
+            "SCIM provisioning is turned off on this server",
+        ));
+    }
+    auth::authenticate(request, settings)?;
+
+    let base_url = settings.base_url.trim_end_matches('/');
+    let method = request.method.to_ascii_uppercase();
+    let segments: Vec<String> = request
+        .path
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .map(percent_decode)
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+
+    match segments.as_slice() {
+        ["Users"] => match method.as_str() {
+            "GET" => users::list(
+                store,
+                &Query::from_params(&request.query_params())?,
+                base_url,
+            ),
+            "POST" => users::create(store, &json_body(request)?, base_url),
+            _ => Err(method_not_allowed("GET, POST")),
+        },
+        ["Users", ".search"] => match method.as_str() {
+            "POST" => users::list(store, &Query::from_search(&json_body(request)?)?, base_url),
+            _ => Err(method_not_allowed("POST")),
+        },
+        ["Users", id] => match method.as_str() {
+            "GET" => users::get(store, id, request, base_url),
+            "PUT" => users::replace(store, id, request, &json_body(request)?, base_url),
+            "PATCH" => users::modify(store, id, request, &json_body(request)?, base_url),
+            "DELETE" => users::delete(store, id, request),
+            _ => Err(method_not_allowed("GET, PUT, PATCH, DELETE")),
+        },
+        ["ServiceProviderConfig"] => {
+            read_only(&method)?;
+            Ok(Response::json(
+                200,
+                &discovery::service_provider_config(base_url),
+            ))
+        }
+        ["ResourceTypes"] => {
+            read_only(&method)?;
+            Ok(Response::json(200, &discovery::resource_types(base_url)))
+        }
+        ["ResourceTypes", id] => {
+            read_only(&method)?;
+            Ok(Response::json(
+                200,
+                &discovery::resource_type(base_url, id)?,
+            ))
+        }
+        ["Schemas"] => {
+            read_only(&method)?;
+            Ok(Response::json(200, &discovery::schemas(base_url)))
+        }
+        ["Schemas", id] => {
+            read_only(&method)?;
+            Ok(Response::json(200, &discovery::schema(base_url, id)?))
+        }
+        ["Groups", ..] => Err(ScimError::not_found(
+            "Groups are not provisioned: joining a group shares encrypted secrets, which needs \
+             the members' own keys",
+        )),
+        // RFC 7644 §3.7 and §3.11: a service provider without bulk or /Me answers 501.
+        ["Bulk", ..] => Err(ScimError::new(501, "bulk operations are not supported")),
+        ["Me", ..] => Err(ScimError::new(501, "/Me is not supported")),
+        _ => Err(ScimError::not_found("no such SCIM endpoint")),
+    }
+}
+
+/// The request's body as JSON (RFC 7644 §3.1). `application/scim+json` and `application/json`
+/// alike; serde_json's recursion limit (128 levels) bounds nesting, and deeper input is a 400.
+fn json_body(request: &Request) -> ScimResult<Value> {
+    if request.body.is_empty() {
+        return Err(ScimError::invalid_syntax("the request needs a JSON body"));
+    }
+    serde_json::from_slice(&request.body)
+        .map_err(|error| ScimError::invalid_syntax(format!("the body is not valid JSON: {error}")))
+}
+
+fn read_only(method: &str) -> ScimResult<()> {
+    if method == "GET" {
+        Ok(())
+    } else {
+        Err(method_not_allowed("GET"))
+    }
+}
+
+fn method_not_allowed(allowed: &'static str) -> ScimError {
+    ScimError {
+        allow: Some(allowed),
+        ..ScimError::new(405, "method not allowed on this endpoint")
+    }
+}

@@ -1,0 +1,173 @@
+//! The `/Users` endpoint (RFC 7644 §3.3 create, §3.4.1 retrieve, §3.5.1 replace, §3.5.2 modify,
+//! §3.6 delete) with versions (§3.14) and the password manager's rules.
+
+use serde_json::Value;
+
+use crate::error::{ScimError, ScimResult};
+use crate::http::{Request, Response};
+use crate::patch;
+use crate::query::{Projection, Query, store_error};
+use crate::store::{StoreError, User, UserFields, UserStore};
+use crate::user;
+
+/// A read-modify-write that loses a race with another writer reads again and retries; after
+/// this many tries the client is told to come back later.
+const MAX_WRITE_ATTEMPTS: usize = 8;
+
+/// `POST /Users`.
+pub fn create(store: &dyn UserStore, body: &Value, base_url: &str) -> ScimResult<Response> {
+    let fields = user::fields_from_json(body, None)?;
+    let created = store.create(fields).map_err(store_error)?;
+    Ok(
+        resource_response(201, &created, base_url, &Projection::default())
+            .with_header("Location", user::location(&created, base_url)),
+    )
+}
+
+/// `GET /Users/{id}`, with `If-None-Match` (RFC 7644 §3.14).
+pub fn get(
+    store: &dyn UserStore,
+    id: &str,
+    request: &Request,
+    base_url: &str,
+) -> ScimResult<Response> {
+    let projection = Projection::from_params(&request.query_params())?;
+    let found = read(store, id)?;
+    if let Some(tags) = request.header("If-None-Match")
+        && etag_listed(tags, &found)
+    {
+        return Ok(Response::empty(304).with_header("ETag", user::etag(&found)));
+    }
+    Ok(resource_response(200, &found, base_url, &projection))
+}
+
+/// `GET /Users` and `POST /Users/.search`.
+pub fn list(store: &dyn UserStore, query: &Query, base_url: &str) -> ScimResult<Response> {
+    let body = crate::query::list(store, query, base_url)?;
+    Ok(Response::json(200, &body))
+}
+
+/// `PUT /Users/{id}`: the body is the user's full new state; `id` and `meta` in it are ignored.
+pub fn replace(
+    store: &dyn UserStore,
+    id: &str,
+    request: &Request,
+    body: &Value,
+    base_url: &str,
+) -> ScimResult<Response> {
+    let updated = write(store, id, request, |current| {
+        user::fields_from_json(body, Some(current))
+    })?;
+    Ok(resource_response(
+        200,
+        &updated,
+        base_url,
+        &Projection::default(),
+    ))
+}
+
+/// `PATCH /Users/{id}`: every operation applies or none does.
+pub fn modify(
+    store: &dyn UserStore,
+    id: &str,
+    request: &Request,
+    body: &Value,
+    base_url: &str,
+) -> ScimResult<Response> {
+    let updated = write(store, id, request, |current| {
+        let mut resource = user::to_json(current, base_url);
+        patch::apply(&mut resource, body)?;
+        let emails_left = resource
+            .get("emails")
+            .and_then(Value::as_array)
+            .is_some_and(|emails| !emails.is_empty());
+        if !emails_left {
+            return Err(ScimError::mutability(
+                "emails cannot be removed: the login email is part of the user's cryptographic \
+                 identity",
+            ));
+        }
+        user::fields_from_json(&resource, Some(current))
+    })?;
+    Ok(resource_response(
+        200,
+        &updated,
+        base_url,
+        &Projection::default(),
+    ))
+}
+
+/// `DELETE /Users/{id}`: 204, and 404 from then on. Where the host suspends instead of
+/// deleting, the user stays readable with `active: false`.
+pub fn delete(store: &dyn UserStore, id: &str, request: &Request) -> ScimResult<Response> {
+    if request.header("If-Match").is_some() {
+        let current = read(store, id)?;
+        check_if_match(request, &current)?;
+    }
+    store.delete(id).map_err(store_error)?;
+    Ok(Response::empty(204))
+}
+
+/// Reads the user, applies `change`, and writes the result guarded by the version that was read.
+fn write(
+    store: &dyn UserStore,
+    id: &str,
+    request: &Request,
+    change: impl Fn(&User) -> ScimResult<UserFields>,
+) -> ScimResult<User> {
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let current = read(store, id)?;
+        check_if_match(request, &current)?;
+        let fields = change(&current)?;
+        if fields == current.fields() {
+            return Ok(current);
+        }
+        match store.update(id, current.version, fields) {
+            Ok(updated) => return Ok(updated),
+            // Someone wrote in between. With If-Match the client asked for exactly the version
+            // it saw, so the next pass answers 412; without it, the change is applied afresh.
+            Err(StoreError::VersionMismatch) => continue,
+            Err(error) => return Err(store_error(error)),
+        }
+    }
+    Err(ScimError::unavailable(
+        "the user is changing too often; retry later",
+    ))
+}
+
+fn read(store: &dyn UserStore, id: &str) -> ScimResult<User> {
+    store
+        .get(id)
+        .map_err(store_error)?
+        .ok_or_else(|| ScimError::not_found("no user has this id"))
+}
+
+/// `If-Match` (RFC 7644 §3.14, RFC 9110 §13.1.1): the client's version must be the current one.
+fn check_if_match(request: &Request, current: &User) -> ScimResult<()> {
+    match request.header("If-Match") {
+        Some(tags) if !etag_listed(tags, current) => Err(ScimError::new(
+            412,
+            "the user changed since the version in If-Match",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a header's list of entity tags names the user's current version. Weak comparison:
+/// `W/"3"` and `"3"` are the same version.
+fn etag_listed(tags: &str, current: &User) -> bool {
+    let version = current.version.to_string();
+    tags.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == version)
+}
+
+fn resource_response(
+    status: u16,
+    found: &User,
+    base_url: &str,
+    projection: &Projection,
+) -> Response {
+    let body = projection.apply(user::to_json(found, base_url));
+    Response::json(status, &body).with_header("ETag", user::etag(found))
+}
