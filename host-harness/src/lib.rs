@@ -5,6 +5,7 @@
 //! embeds this library; the `scim-host` binary runs it on its own.
 
 pub mod component;
+pub mod conformance;
 pub mod settings;
 pub mod store;
 

@@ -232,9 +232,21 @@ impl scim_plugin::UserStore for SlowScanStore {
     }
     fn scan(&self, _cursor: Option<&str>, _limit: u32) -> StoreResult<ScanPage> {
         std::thread::sleep(Duration::from_millis(30));
-        // Never finishes: every slice points to another one.
+        // Never finishes: every slice holds a user and points to another slice.
+        let user = User {
+            id: "slow".into(),
+            email: "slow@example.com".into(),
+            user_name: "slow@example.com".into(),
+            given_name: None,
+            family_name: None,
+            active: true,
+            external_id: None,
+            created: 0,
+            modified: 0,
+            version: 1,
+        };
         Ok(ScanPage {
-            users: Vec::new(),
+            users: vec![user],
             next: Some("again".into()),
         })
     }

@@ -1,14 +1,29 @@
 //! An in-memory user store: the conformance runner's, and the model of what a store guarantees.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{ScanPage, StoreError, StoreResult, User, UserFields, UserPage, now_millis};
 
-/// Users in memory, in creation order, with the unique indexes a real store keeps.
-#[derive(Default)]
+/// Users in memory, in creation order, with the unique indexes a real store keeps, and the
+/// host's policies on administrators.
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// DELETE suspends instead of removing.
+    delete_suspends: AtomicBool,
+    /// Administrators may not be suspended or deleted through SCIM.
+    protect_admins: AtomicBool,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            inner: Mutex::default(),
+            delete_suspends: AtomicBool::new(false),
+            protect_admins: AtomicBool::new(true),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -20,12 +35,61 @@ struct Inner {
     by_user_name: HashMap<String, u64>,
     /// Case-folded email → sequence.
     by_email: HashMap<String, u64>,
+    /// The sequences of the administrators.
+    admins: HashSet<u64>,
     next_sequence: u64,
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// What DELETE does: suspend (true) or remove (false, the default).
+    pub fn set_delete_suspends(&self, suspend: bool) {
+        self.delete_suspends.store(suspend, Ordering::Relaxed);
+    }
+
+    /// Whether SCIM may suspend or delete administrators (it may not, by default). The last
+    /// active administrator is never suspended or deleted either way.
+    pub fn set_protect_admins(&self, protect: bool) {
+        self.protect_admins.store(protect, Ordering::Relaxed);
+    }
+
+    /// Makes a user an administrator, or an ordinary user again.
+    pub fn set_admin(&self, id: &str, admin: bool) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        let sequence = *inner.by_id.get(id).ok_or(StoreError::NotFound)?;
+        if admin {
+            inner.admins.insert(sequence);
+        } else {
+            inner.admins.remove(&sequence);
+        }
+        Ok(())
+    }
+
+    /// Refuses to take an administrator out of service where the policy forbids it.
+    fn check_admin_removal(&self, inner: &Inner, sequence: u64, action: &str) -> StoreResult<()> {
+        if !inner.admins.contains(&sequence) {
+            return Ok(());
+        }
+        if self.protect_admins.load(Ordering::Relaxed) {
+            return Err(StoreError::Refused(format!(
+                "administrators cannot be {action} through SCIM on this server"
+            )));
+        }
+        let other_active_admins = inner
+            .admins
+            .iter()
+            .filter(|other| **other != sequence)
+            .filter(|other| inner.users.get(other).is_some_and(|user| user.active))
+            .count();
+        if other_active_admins == 0 {
+            return Err(StoreError::Refused(format!(
+                "the last administrator cannot be {action}"
+            )));
+        }
+        Ok(())
     }
 
     fn lock(&self) -> StoreResult<MutexGuard<'_, Inner>> {
@@ -172,6 +236,9 @@ impl scim_plugin::UserStore for MemoryStore {
         if let Some(conflict) = inner.conflict(&fields, Some(sequence)) {
             return Err(conflict);
         }
+        if current.active && !fields.active {
+            self.check_admin_removal(&inner, sequence, "suspended")?;
+        }
         let updated = User {
             user_name: fields.user_name,
             given_name: fields.given_name,
@@ -192,7 +259,29 @@ impl scim_plugin::UserStore for MemoryStore {
 
     fn delete(&self, id: &str) -> StoreResult<Option<User>> {
         let mut inner = self.lock()?;
-        let sequence = inner.by_id.remove(id).ok_or(StoreError::NotFound)?;
+        let sequence = *inner.by_id.get(id).ok_or(StoreError::NotFound)?;
+
+        if self.delete_suspends.load(Ordering::Relaxed) {
+            let Some(current) = inner.users.get(&sequence).cloned() else {
+                return Err(StoreError::NotFound);
+            };
+            if !current.active {
+                return Ok(Some(current));
+            }
+            self.check_admin_removal(&inner, sequence, "suspended")?;
+            let suspended = User {
+                active: false,
+                modified: now_millis().max(current.modified),
+                version: current.version + 1,
+                ..current
+            };
+            inner.users.insert(sequence, suspended.clone());
+            return Ok(Some(suspended));
+        }
+
+        self.check_admin_removal(&inner, sequence, "deleted")?;
+        inner.by_id.remove(id);
+        inner.admins.remove(&sequence);
         if let Some(user) = inner.users.remove(&sequence) {
             inner.by_user_name.remove(&user.user_name.to_lowercase());
             inner.by_email.remove(&user.email.to_lowercase());
