@@ -536,3 +536,71 @@ pub fn store_error(error: StoreError) -> ScimError {
         StoreError::Unavailable(reason) => ScimError::unavailable(reason),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn paging_parameters_are_clamped_as_rfc_7644_says() {
+        let query = Query::from_params(&params(&[("startIndex", "-3"), ("count", "-1")])).unwrap();
+        assert_eq!((query.start_index, query.count), (1, 0));
+        let query = Query::from_params(&params(&[("count", "99999999999999999999999")])).unwrap();
+        assert_eq!(query.count, discovery::max_results() as u64);
+    }
+
+    #[test]
+    fn non_numeric_count_is_invalid_value() {
+        let error = Query::from_params(&params(&[("count", "ten")])).unwrap_err();
+        assert_eq!(error.to_json()["scimType"], "invalidValue");
+    }
+
+    #[test]
+    fn indexable_shapes_pick_a_keyed_look_up() {
+        let key = |text: &str| index_key(&filter::parse(text).unwrap()).map(|(key, _)| key);
+        assert_eq!(key("userName eq \"a\""), Some(IndexKey::UserName));
+        assert_eq!(key("externalId eq 0a21"), Some(IndexKey::ExternalId));
+        assert_eq!(key("id eq \"x\" and active eq true"), Some(IndexKey::Id));
+        assert_eq!(
+            key("emails[type eq \"work\"].value eq \"a@b.c\""),
+            Some(IndexKey::Email)
+        );
+        assert_eq!(key("emails.value eq \"a@b.c\""), Some(IndexKey::Email));
+        assert_eq!(key("userName co \"a\""), None);
+        assert_eq!(key("userName eq \"a\" or userName eq \"b\""), None);
+        assert_eq!(key("not (userName eq \"a\")"), None);
+    }
+
+    #[test]
+    fn projection_keeps_id_and_schemas_and_what_is_asked() {
+        let resource = json!({
+            "schemas": ["s"], "id": "1", "userName": "u",
+            "name": {"givenName": "g", "familyName": "f"}, "active": true,
+        });
+        let only = Projection::from_params(&params(&[("attributes", "NAME.givenName")])).unwrap();
+        assert_eq!(
+            only.apply(resource.clone()),
+            json!({"schemas": ["s"], "id": "1", "name": {"givenName": "g"}})
+        );
+        let without =
+            Projection::from_params(&params(&[("excludedAttributes", "id,name,active")])).unwrap();
+        assert_eq!(
+            without.apply(resource),
+            json!({"schemas": ["s"], "id": "1", "userName": "u"})
+        );
+    }
+
+    #[test]
+    fn missing_values_sort_last() {
+        let (a, b) = (json!("a"), json!("B"));
+        assert_eq!(compare_for_sort(Some(&a), Some(&b)), Ordering::Less);
+        assert_eq!(compare_for_sort(None, Some(&a)), Ordering::Greater);
+    }
+}
