@@ -184,6 +184,20 @@ fn apply_path(
         }
         (None, Some(sub_attr)) => {
             let key = key_for(container, &path.attr.attr);
+            // On a multi-valued attribute (`emails.value`), the sub-attribute of every value is
+            // the target (RFC 7644 §3.5.2: an attribute path without a filter selects all values).
+            if let Some(Value::Array(values)) = container.get_mut(&key) {
+                for element in values.iter_mut().filter_map(Value::as_object_mut) {
+                    let sub_key = key_for(element, sub_attr);
+                    match value {
+                        None => {
+                            element.remove(&sub_key);
+                        }
+                        Some(value) => set(element, sub_key, op, value),
+                    }
+                }
+                return Ok(());
+            }
             if op == Op::Remove {
                 if let Some(Value::Object(parent)) = container.get_mut(&key) {
                     let sub_key = key_for(parent, sub_attr);
@@ -470,6 +484,18 @@ mod tests {
         assert!(resource["name"].get("givenName").is_none());
         assert!(resource.get("externalId").is_none());
         assert_eq!(resource["emails"], json!([]));
+    }
+
+    #[test]
+    fn dotted_path_on_a_multi_valued_attribute_targets_every_value() {
+        let resource = applied(json!([{"op": "remove", "path": "emails.value"}])).unwrap();
+        assert_eq!(
+            resource["emails"],
+            json!([{"type": "work", "primary": true}])
+        );
+        let resource =
+            applied(json!([{"op": "replace", "path": "emails.type", "value": "home"}])).unwrap();
+        assert_eq!(resource["emails"][0]["type"], "home");
     }
 
     #[test]

@@ -124,7 +124,18 @@ pub fn fields_from_json(body: &Value, current: Option<&User>) -> ScimResult<User
     let requested_email = login_email(object)?;
     let email = match current {
         None => new_email(requested_email, &user_name)?,
-        Some(user) => unchanged_email(user, requested_email.as_deref(), &user_name)?,
+        Some(user) => {
+            // `emails` sent with no address left in it (`[]`, or a value removed by PATCH) would
+            // take the login email away.
+            let emails_sent = attribute(object, "emails").is_some_and(|emails| !emails.is_null());
+            if emails_sent && requested_email.is_none() {
+                return Err(ScimError::mutability(
+                    "emails cannot be removed: the login email is part of the user's \
+                     cryptographic identity",
+                ));
+            }
+            unchanged_email(user, requested_email.as_deref(), &user_name)?
+        }
     };
 
     Ok(UserFields {
@@ -399,6 +410,16 @@ mod tests {
             fields_from_json(&body, Some(&user)).unwrap().email,
             "bjensen@example.com"
         );
+    }
+
+    #[test]
+    fn emails_without_an_address_on_update_is_a_removal() {
+        let user = stored("bjensen@example.com", "bjensen");
+        for emails in [json!([]), json!([{"type": "work", "primary": true}])] {
+            let body = json!({"userName": "bjensen", "emails": emails});
+            let error = fields_from_json(&body, Some(&user)).unwrap_err();
+            assert_eq!(error.to_json()["scimType"], "mutability", "{body}");
+        }
     }
 
     #[test]
