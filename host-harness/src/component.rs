@@ -179,6 +179,18 @@ fn trap_kind(error: &wasmtime::Error) -> &'static str {
 /// interruption, so that a request can be stopped at its deadline.
 fn engine(limits: &Limits) -> Result<Engine> {
     let mut pooling = PoolingAllocationConfig::default();
+    // Resetting a used instance's memory is most of an instance's cost. With PAGEMAP_SCAN
+    // (Linux 6.7+) only the pages the last request touched are reset, in place, up to 4 MiB,
+    // instead of being unmapped and faulted back in. Without it, keeping memory resident would
+    // mean clearing all 4 MiB every time, so it is kept only where the scan exists. Batching the
+    // unmaps that remain saves TLB shootdowns. Measured with `scim-host bench` on this 2-core
+    // machine: the floor went from 31 µs to 15 µs per request.
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pooling
+            .linear_memory_keep_resident(4 << 20)
+            .pagemap_scan(wasmtime::Enabled::Yes);
+    }
+    pooling.decommit_batch_size(32);
     pooling
         .total_component_instances(limits.max_instances)
         .total_core_instances(limits.max_instances)

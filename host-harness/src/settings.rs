@@ -4,6 +4,62 @@ use std::sync::RwLock;
 
 pub use scim_plugin::{Settings, Token};
 
+pub mod sqlite;
+
+pub use sqlite::SqliteSettings;
+
+/// What `DELETE /Users/{id}` does on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeleteAction {
+    /// The user is removed; their id answers 404 from then on.
+    #[default]
+    Delete,
+    /// The user is suspended and kept, with the same id.
+    Suspend,
+}
+
+impl DeleteAction {
+    /// The word the command line and the database use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeleteAction::Delete => "delete",
+            DeleteAction::Suspend => "suspend",
+        }
+    }
+}
+
+impl std::str::FromStr for DeleteAction {
+    type Err = anyhow::Error;
+
+    fn from_str(word: &str) -> anyhow::Result<DeleteAction> {
+        match word {
+            "delete" => Ok(DeleteAction::Delete),
+            "suspend" => Ok(DeleteAction::Suspend),
+            other => anyhow::bail!("delete-action is `delete` or `suspend`, not `{other}`"),
+        }
+    }
+}
+
+/// The host's policy switches over what SCIM may do to its users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policies {
+    /// What DELETE does.
+    pub delete_action: DeleteAction,
+    /// Whether administrators are out of SCIM's reach (no suspend, no delete). Even when they
+    /// are not, the last active administrator is never suspended or deleted through SCIM.
+    pub protect_admins: bool,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        // An identity provider's mistake must not lock the administrators out of the server.
+        Policies {
+            delete_action: DeleteAction::Delete,
+            protect_admins: true,
+        }
+    }
+}
+
 /// Where the host reads the settings in force; asked once per request, so a change applies to
 /// the next request without a restart.
 pub trait SettingsSource: Send + Sync {

@@ -119,16 +119,14 @@ pub fn schema(base_url: &str, id: &str) -> ScimResult<Value> {
         .ok_or_else(|| ScimError::not_found(format!("no schema has the id \"{id}\"")))
 }
 
-/// The maximum number of resources one list response returns (`filter.maxResults`), read from
-/// the ServiceProviderConfig document so the number lives in one place.
+/// The most resources one list response returns (`filter.maxResults`). A constant rather than a
+/// read of the ServiceProviderConfig document: each request runs in a fresh instance, where a
+/// read would parse the document every time. A test keeps the two equal.
+pub const MAX_RESULTS: usize = 200;
+
+/// See [`MAX_RESULTS`].
 pub fn max_results() -> usize {
-    static MAX_RESULTS: OnceLock<usize> = OnceLock::new();
-    *MAX_RESULTS.get_or_init(|| {
-        documents().service_provider_config["filter"]["maxResults"]
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .expect("discovery/service-provider-config.json has a numeric filter.maxResults")
-    })
+    MAX_RESULTS
 }
 
 #[cfg(test)]
@@ -466,8 +464,11 @@ mod tests {
     }
 
     #[test]
-    fn max_results_is_200() {
+    fn max_results_is_the_one_the_service_provider_config_advertises() {
         assert_eq!(max_results(), 200);
-        assert_eq!(service_provider_config(BASE)["filter"]["maxResults"], 200);
+        assert_eq!(
+            service_provider_config(BASE)["filter"]["maxResults"],
+            MAX_RESULTS
+        );
     }
 }

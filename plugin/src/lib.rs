@@ -11,6 +11,8 @@ pub mod error;
 pub mod filter;
 pub mod handler;
 pub mod http;
+#[cfg(feature = "memory-store")]
+pub mod memory;
 pub mod patch;
 pub mod query;
 pub mod store;

@@ -1,9 +1,10 @@
 //! The host's users behind the component's `user-store` import.
 
-mod memory;
+pub mod sqlite;
 
-pub use memory::MemoryStore;
+pub use scim_plugin::memory::MemoryStore;
 pub use scim_plugin::{ScanPage, StoreError, StoreResult, User, UserFields, UserPage};
+pub use sqlite::SqliteStore;
 
 /// A store the host can share across the threads that serve requests.
 ///

@@ -1,10 +1,11 @@
-//! An in-memory user store: the conformance runner's, and the model of what a store guarantees.
+//! An in-memory user store: the conformance runner's and the fuzzers', and the model of what the
+//! WIT `user-store` interface guarantees (uniqueness, versions, a stable order, host policies).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{ScanPage, StoreError, StoreResult, User, UserFields, UserPage, now_millis};
+use crate::store::{ScanPage, StoreError, StoreResult, User, UserFields, UserPage, UserStore};
 
 /// Users in memory, in creation order, with the unique indexes a real store keeps, and the
 /// host's policies on administrators.
@@ -123,7 +124,7 @@ impl Inner {
     }
 }
 
-impl scim_plugin::UserStore for MemoryStore {
+impl UserStore for MemoryStore {
     fn get(&self, id: &str) -> StoreResult<Option<User>> {
         let inner = self.lock()?;
         Ok(inner.by_sequence(inner.by_id.get(id)))
@@ -288,4 +289,11 @@ impl scim_plugin::UserStore for MemoryStore {
         }
         Ok(None)
     }
+}
+
+/// Milliseconds since the Unix epoch, the store's clock.
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }

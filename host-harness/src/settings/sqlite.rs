@@ -1,0 +1,368 @@
+//! The settings kept in the SQLite database: whether SCIM is on, the bearer tokens' digests,
+//! the public base URL and the policy switches, shared by the server and the command line.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use super::{DeleteAction, Policies, Settings, SettingsSource, Token, now_seconds};
+use crate::db::Database;
+
+/// How long a new token works unless told otherwise: a year, so that a forgotten token dies on
+/// its own while an identity provider's configuration outlives a few maintenance windows.
+pub const DEFAULT_TOKEN_VALIDITY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// What distinguishes this host's tokens from other secrets (in a leaked log, a secret scanner).
+const TOKEN_PREFIX: &str = "scim_";
+
+/// 32 random bytes: 256 bits, beyond guessing whatever the rate of tries.
+const TOKEN_BYTES: usize = 32;
+
+const ENABLED: &str = "enabled";
+const BASE_URL: &str = "base_url";
+const DELETE_ACTION: &str = "delete_action";
+const PROTECT_ADMINS: &str = "protect_admins";
+
+/// The settings as stored, for the command line (`settings show`); never a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSettings {
+    pub enabled: bool,
+    /// The configured public base URL; none means the server derives it from its address.
+    pub base_url: Option<String>,
+    pub policies: Policies,
+    pub tokens: Vec<TokenRecord>,
+}
+
+/// One token as stored: when it was made and when it stops working, in seconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub created: u64,
+    pub expires_at: Option<u64>,
+    digest: Vec<u8>,
+}
+
+/// Whether SCIM was ever set up in this database (enabled or disabled since).
+pub fn is_initialized(db: &Database) -> anyhow::Result<bool> {
+    db.read(|connection| value(connection, ENABLED))
+        .map(|enabled| enabled.is_some())
+        .context("reading the settings")
+}
+
+/// The settings as stored.
+pub fn load(db: &Database) -> anyhow::Result<StoredSettings> {
+    db.read(|connection| {
+        Ok(StoredSettings {
+            enabled: value(connection, ENABLED)?.as_deref() == Some("true"),
+            base_url: value(connection, BASE_URL)?,
+            policies: read_policies(connection)?,
+            tokens: tokens(connection)?,
+        })
+    })
+    .context("reading the settings")
+}
+
+/// Turns SCIM on with a new token, which replaces any earlier one; returns the token, which
+/// exists nowhere else from then on (only its digest is stored).
+pub fn enable(db: &Database, base_url: Option<&str>, validity: Duration) -> anyhow::Result<String> {
+    let base_url = base_url.map(normalize_base_url).transpose()?;
+    let token = new_token()?;
+    db.write(|transaction| {
+        set(transaction, ENABLED, "true")?;
+        if let Some(base_url) = &base_url {
+            set(transaction, BASE_URL, base_url)?;
+        }
+        replace_tokens(transaction, &token, validity)
+    })
+    .context("turning SCIM on")?;
+    Ok(token)
+}
+
+/// Turns SCIM off: every request is refused with 403 until it is enabled again.
+pub fn disable(db: &Database) -> anyhow::Result<()> {
+    db.write(|transaction| set(transaction, ENABLED, "false"))
+        .context("turning SCIM off")
+}
+
+/// Replaces the tokens with a new one; the old ones stop working at the next request.
+pub fn rotate_token(db: &Database, validity: Duration) -> anyhow::Result<String> {
+    let token = new_token()?;
+    db.write(|transaction| replace_tokens(transaction, &token, validity))
+        .context("rotating the SCIM token")?;
+    Ok(token)
+}
+
+/// Sets the public base URL used in `Location` and `meta.location`.
+pub fn set_base_url(db: &Database, base_url: &str) -> anyhow::Result<()> {
+    let base_url = normalize_base_url(base_url)?;
+    db.write(|transaction| set(transaction, BASE_URL, &base_url))
+        .context("setting the base URL")
+}
+
+/// Sets what DELETE does.
+pub fn set_delete_action(db: &Database, action: DeleteAction) -> anyhow::Result<()> {
+    db.write(|transaction| set(transaction, DELETE_ACTION, action.as_str()))
+        .context("setting the delete action")
+}
+
+/// Sets whether administrators are out of SCIM's reach.
+pub fn set_protect_admins(db: &Database, protect: bool) -> anyhow::Result<()> {
+    let value = if protect { "true" } else { "false" };
+    db.write(|transaction| set(transaction, PROTECT_ADMINS, value))
+        .context("setting protect-admins")
+}
+
+/// The policy switches, with their defaults for what was never set.
+pub fn read_policies(connection: &Connection) -> rusqlite::Result<Policies> {
+    let defaults = Policies::default();
+    let delete_action = match value(connection, DELETE_ACTION)?.as_deref() {
+        Some("suspend") => DeleteAction::Suspend,
+        Some("delete") => DeleteAction::Delete,
+        _ => defaults.delete_action,
+    };
+    let protect_admins = match value(connection, PROTECT_ADMINS)?.as_deref() {
+        Some("false") => false,
+        Some("true") => true,
+        _ => defaults.protect_admins,
+    };
+    Ok(Policies {
+        delete_action,
+        protect_admins,
+    })
+}
+
+/// A new bearer token: `scim_` and 32 random bytes in base64url without padding.
+pub fn new_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| anyhow::anyhow!("{error}"))
+        .context("drawing random bytes for a token")?;
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    Ok(format!("{TOKEN_PREFIX}{encoded}"))
+}
+
+fn normalize_base_url(base_url: &str) -> anyhow::Result<String> {
+    let trimmed = base_url.trim().trim_end_matches('/');
+    if !(trimmed.starts_with("https://") || trimmed.starts_with("http://")) {
+        anyhow::bail!("the base URL must start with https:// or http://, not `{base_url}`");
+    }
+    Ok(trimmed.to_string())
+}
+
+fn value(connection: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    connection
+        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+            row.get(0)
+        })
+        .optional()
+}
+
+fn set(connection: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+fn tokens(connection: &Connection) -> rusqlite::Result<Vec<TokenRecord>> {
+    let mut statement =
+        connection.prepare_cached("SELECT digest, created, expires_at FROM tokens ORDER BY id")?;
+    let rows = statement.query_map([], |row| {
+        Ok(TokenRecord {
+            digest: row.get(0)?,
+            created: row.get(1)?,
+            expires_at: row.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+fn replace_tokens(
+    connection: &Connection,
+    token: &str,
+    validity: Duration,
+) -> rusqlite::Result<()> {
+    let now = now_seconds();
+    let digest = scim_plugin::auth::token_digest(token);
+    connection.execute("DELETE FROM tokens", [])?;
+    connection.execute(
+        "INSERT INTO tokens (digest, created, expires_at) VALUES (?1, ?2, ?3)",
+        params![&digest[..], now, now.saturating_add(validity.as_secs())],
+    )?;
+    Ok(())
+}
+
+/// The settings in force for the server, read from the database.
+///
+/// Reading them costs a `PRAGMA data_version` per request: the number changes only when another
+/// connection (the command line, or a write of this server) commits, and only then are the
+/// settings read again. So `scim-host settings …` applies to the next request, without a
+/// restart.
+pub struct SqliteSettings {
+    db: Arc<Database>,
+    /// The base URL when none is configured: the server's own address.
+    default_base_url: String,
+    cache: Mutex<Cache>,
+}
+
+struct Cache {
+    /// A connection of its own: `data_version` is only meaningful on the same connection.
+    connection: Connection,
+    data_version: Option<i64>,
+    settings: Settings,
+}
+
+impl SqliteSettings {
+    pub fn new(db: Arc<Database>, default_base_url: &str) -> anyhow::Result<SqliteSettings> {
+        let connection = db.dedicated_connection()?;
+        Ok(SqliteSettings {
+            db,
+            default_base_url: default_base_url.trim_end_matches('/').to_string(),
+            cache: Mutex::new(Cache {
+                connection,
+                data_version: None,
+                settings: Settings::default(),
+            }),
+        })
+    }
+
+    /// The database these settings live in.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Cache> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads the settings again if anything committed since the last read.
+    fn refresh(&self, cache: &mut Cache) -> rusqlite::Result<()> {
+        let version: i64 = cache
+            .connection
+            .pragma_query_value(None, "data_version", |row| row.get(0))?;
+        if cache.data_version == Some(version) {
+            return Ok(());
+        }
+        let transaction = cache.connection.transaction()?;
+        let settings = Settings {
+            enabled: value(&transaction, ENABLED)?.as_deref() == Some("true"),
+            tokens: tokens(&transaction)?
+                .into_iter()
+                .map(|token| Token {
+                    digest: token.digest,
+                    expires_at: token.expires_at,
+                })
+                .collect(),
+            base_url: value(&transaction, BASE_URL)?
+                .unwrap_or_else(|| self.default_base_url.clone()),
+            now: 0,
+        };
+        drop(transaction);
+        cache.settings = settings;
+        cache.data_version = Some(version);
+        Ok(())
+    }
+}
+
+impl SettingsSource for SqliteSettings {
+    fn current(&self) -> Settings {
+        let mut cache = self.lock();
+        if let Err(error) = self.refresh(&mut cache) {
+            // The settings last read stay in force: a busy file must not turn SCIM off, and
+            // before the first successful read they are the default (SCIM off).
+            tracing::error!(error = %error, "reading the SCIM settings failed; the last ones stay");
+        }
+        Settings {
+            now: now_seconds(),
+            ..cache.settings.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_prefixed_base64url_of_32_bytes_and_differs_each_time() {
+        let first = new_token().unwrap();
+        let second = new_token().unwrap();
+        assert!(first.starts_with("scim_"));
+        assert_eq!(first.len(), "scim_".len() + 43);
+        assert!(
+            first[5..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_ne!(first, second);
+    }
+
+    #[test]
+    fn settings_change_from_another_connection_is_seen_by_the_next_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("scim.db")).unwrap();
+        let settings = SqliteSettings::new(db.clone(), "http://127.0.0.1:1/scim/v2").unwrap();
+        assert!(!settings.current().enabled);
+
+        let token = enable(&db, None, DEFAULT_TOKEN_VALIDITY).unwrap();
+        let current = settings.current();
+        assert!(current.enabled);
+        assert_eq!(current.base_url, "http://127.0.0.1:1/scim/v2");
+        assert_eq!(current.tokens.len(), 1);
+        assert_eq!(
+            current.tokens[0].digest,
+            scim_plugin::auth::token_digest(&token).to_vec()
+        );
+
+        // Another process: a connection of its own on the same file.
+        let other = Database::open(db.path()).unwrap();
+        disable(&other).unwrap();
+        set_base_url(&other, "https://vault.example.com/scim/v2/").unwrap();
+        let current = settings.current();
+        assert!(!current.enabled);
+        assert_eq!(current.base_url, "https://vault.example.com/scim/v2");
+    }
+
+    #[test]
+    fn rotation_replaces_the_token_and_sets_a_year_of_validity() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("scim.db")).unwrap();
+        let first = enable(&db, None, DEFAULT_TOKEN_VALIDITY).unwrap();
+        let second = rotate_token(&db, DEFAULT_TOKEN_VALIDITY).unwrap();
+        let stored = load(&db).unwrap();
+        assert_eq!(stored.tokens.len(), 1);
+        assert_eq!(
+            stored.tokens[0].digest,
+            scim_plugin::auth::token_digest(&second).to_vec()
+        );
+        assert_ne!(
+            stored.tokens[0].digest,
+            scim_plugin::auth::token_digest(&first).to_vec()
+        );
+        let validity = stored.tokens[0].expires_at.unwrap() - stored.tokens[0].created;
+        assert_eq!(validity, 365 * 24 * 60 * 60);
+    }
+
+    #[test]
+    fn policies_default_to_delete_and_protected_admins() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("scim.db")).unwrap();
+        assert_eq!(load(&db).unwrap().policies, Policies::default());
+        set_delete_action(&db, DeleteAction::Suspend).unwrap();
+        set_protect_admins(&db, false).unwrap();
+        let policies = load(&db).unwrap().policies;
+        assert_eq!(
+            policies,
+            Policies {
+                delete_action: DeleteAction::Suspend,
+                protect_admins: false
+            }
+        );
+    }
+}

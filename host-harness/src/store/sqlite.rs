@@ -1,0 +1,545 @@
+//! The SQLite user store: the host's accounts in one file, with the unique indexes that make
+//! SCIM's uniqueness hold under concurrent writers, and the host's policies on suspending and
+//! deleting administrators.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+use super::{ScanPage, StoreError, StoreResult, User, UserFields, UserPage, now_millis};
+use crate::db::{self, Database};
+use crate::settings::sqlite::read_policies;
+use crate::settings::{DeleteAction, Policies};
+
+/// The columns [`user_from_row`] reads, in its order.
+const USER_COLUMNS: &str = "id, email, user_name, given_name, family_name, suspended, \
+                            external_id, created, modified, version";
+
+/// A user's role in the password manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Administrator,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Administrator => "administrator",
+        }
+    }
+}
+
+/// One account as the host sees it: the SCIM user and what SCIM does not show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user: User,
+    pub administrator: bool,
+    /// Created through SCIM and not yet set up by its owner.
+    pub invited: bool,
+}
+
+impl Account {
+    /// `suspended`, `invited` or `active`, in that order of precedence.
+    pub fn state(&self) -> &'static str {
+        if !self.user.active {
+            "suspended"
+        } else if self.invited {
+            "invited"
+        } else {
+            "active"
+        }
+    }
+}
+
+/// Users in a SQLite file.
+pub struct SqliteStore {
+    db: Arc<Database>,
+}
+
+impl SqliteStore {
+    pub fn new(db: Arc<Database>) -> SqliteStore {
+        SqliteStore { db }
+    }
+
+    /// Every account in the store's stable order, with its role and state.
+    pub fn accounts(&self) -> anyhow::Result<Vec<Account>> {
+        self.db
+            .read(|connection| {
+                let mut statement = connection.prepare(&format!(
+                    "SELECT {USER_COLUMNS}, role, invited FROM users ORDER BY seq"
+                ))?;
+                let rows = statement.query_map([], |row| {
+                    Ok(Account {
+                        user: user_from_row(row)?,
+                        administrator: row.get::<_, String>(10)? == Role::Administrator.as_str(),
+                        invited: row.get(11)?,
+                    })
+                })?;
+                rows.collect()
+            })
+            .context("listing the users")
+    }
+
+    /// Adds an account that did not come from SCIM (set up, not invited), with the email as its
+    /// userName.
+    pub fn add_account(&self, email: &str, role: Role) -> anyhow::Result<User> {
+        let fields = UserFields {
+            email: email.to_string(),
+            user_name: email.to_string(),
+            given_name: None,
+            family_name: None,
+            active: true,
+            external_id: None,
+        };
+        match self.insert(fields, role, false) {
+            Ok(user) => Ok(user),
+            Err(StoreError::Conflict(_)) => anyhow::bail!("a user with the email {email} exists"),
+            Err(error) => Err(anyhow::anyhow!("{error:?}")).context("adding the user"),
+        }
+    }
+
+    /// Makes the user with this login email an administrator, or a plain user.
+    pub fn set_role(&self, email: &str, role: Role) -> anyhow::Result<()> {
+        let changed = self
+            .db
+            .write(|transaction| {
+                transaction.execute(
+                    "UPDATE users SET role = ?1 WHERE email_folded = ?2",
+                    params![role.as_str(), email.to_lowercase()],
+                )
+            })
+            .context("changing the user's role")?;
+        if changed == 0 {
+            anyhow::bail!("no user has the email {email}");
+        }
+        Ok(())
+    }
+
+    fn insert(&self, fields: UserFields, role: Role, invited: bool) -> StoreResult<User> {
+        let now = now_millis();
+        let user = User {
+            id: uuid::Uuid::new_v4().to_string(),
+            email: fields.email,
+            user_name: fields.user_name,
+            given_name: fields.given_name,
+            family_name: fields.family_name,
+            active: fields.active,
+            external_id: fields.external_id,
+            created: now,
+            modified: now,
+            version: 1,
+        };
+        self.db
+            .write(|transaction| {
+                transaction.execute(
+                    "INSERT INTO users (id, email, email_folded, user_name, user_name_folded,
+                         given_name, family_name, role, suspended, invited, external_id,
+                         created, modified, version)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    params![
+                        user.id,
+                        user.email,
+                        user.email.to_lowercase(),
+                        user.user_name,
+                        user.user_name.to_lowercase(),
+                        user.given_name,
+                        user.family_name,
+                        role.as_str(),
+                        !user.active,
+                        invited,
+                        user.external_id,
+                        user.created,
+                        user.modified,
+                        user.version,
+                    ],
+                )
+            })
+            .map_err(store_error)?;
+        Ok(user)
+    }
+
+    fn one(&self, condition: &str, key: &str) -> StoreResult<Option<User>> {
+        self.db
+            .with(|connection| {
+                connection
+                    .prepare_cached(&format!(
+                        "SELECT {USER_COLUMNS} FROM users WHERE {condition}"
+                    ))?
+                    .query_row([key], user_from_row)
+                    .optional()
+            })
+            .map_err(store_error)
+    }
+}
+
+impl scim_plugin::UserStore for SqliteStore {
+    fn get(&self, id: &str) -> StoreResult<Option<User>> {
+        self.one("id = ?1", id)
+    }
+
+    fn find_by_user_name(&self, user_name: &str) -> StoreResult<Option<User>> {
+        self.one("user_name_folded = ?1", &user_name.to_lowercase())
+    }
+
+    fn find_by_external_id(&self, external_id: &str) -> StoreResult<Vec<User>> {
+        self.db
+            .with(|connection| {
+                let mut statement = connection.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE external_id = ?1 ORDER BY seq"
+                ))?;
+                let rows = statement.query_map([external_id], user_from_row)?;
+                rows.collect()
+            })
+            .map_err(store_error)
+    }
+
+    fn find_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        self.one("email_folded = ?1", &email.to_lowercase())
+    }
+
+    fn page(&self, offset: u64, limit: u32) -> StoreResult<UserPage> {
+        // SQLite's OFFSET is a signed 64-bit number; past i64::MAX there is nothing anyway.
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        self.db
+            .read(|connection| {
+                let mut statement = connection.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users ORDER BY seq LIMIT ?1 OFFSET ?2"
+                ))?;
+                let users = statement
+                    .query_map(params![limit, offset], user_from_row)?
+                    .collect::<Result<_, _>>()?;
+                let total: u64 =
+                    connection.query_row("SELECT count(*) FROM users", [], |row| row.get(0))?;
+                Ok(UserPage { users, total })
+            })
+            .map_err(store_error)
+    }
+
+    fn scan(&self, cursor: Option<&str>, limit: u32) -> StoreResult<ScanPage> {
+        let after = match cursor {
+            None => 0,
+            Some(cursor) => cursor.parse::<i64>().map_err(|_| {
+                StoreError::Unavailable("the scan cursor is not this store's".into())
+            })?,
+        };
+        let slice: Vec<(i64, User)> = self
+            .db
+            .with(|connection| {
+                let mut statement = connection.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS}, seq FROM users WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                ))?;
+                let rows = statement.query_map(params![after, limit], |row| {
+                    Ok((row.get(10)?, user_from_row(row)?))
+                })?;
+                rows.collect()
+            })
+            .map_err(store_error)?;
+        let next = match slice.last() {
+            Some((last, _)) if slice.len() == limit as usize => Some(last.to_string()),
+            _ => None,
+        };
+        Ok(ScanPage {
+            users: slice.into_iter().map(|(_, user)| user).collect(),
+            next,
+        })
+    }
+
+    fn create(&self, fields: UserFields) -> StoreResult<User> {
+        // A user that SCIM creates is invited: its owner has not set up their account yet.
+        self.insert(fields, Role::User, true)
+    }
+
+    fn update(&self, id: &str, expected_version: u64, fields: UserFields) -> StoreResult<User> {
+        self.db
+            .write(|transaction| {
+                let Some(current) = current(transaction, id)? else {
+                    return Ok(Err(StoreError::NotFound));
+                };
+                if current.user.version != expected_version {
+                    return Ok(Err(StoreError::VersionMismatch));
+                }
+                if !fields.email.eq_ignore_ascii_case(&current.user.email) {
+                    return Ok(Err(StoreError::Refused(
+                        "the login email cannot change".into(),
+                    )));
+                }
+                if current.user.active && !fields.active {
+                    let policies = read_policies(transaction)?;
+                    if let Some(reason) = admin_refusal(transaction, &current, &policies)? {
+                        return Ok(Err(StoreError::Refused(reason.into())));
+                    }
+                }
+
+                let modified = now_millis().max(current.user.modified);
+                // The version in the WHERE clause is the guard: a change that slipped in since
+                // the read leaves no row to update.
+                let changed = transaction.execute(
+                    "UPDATE users SET user_name = ?1, user_name_folded = ?2, given_name = ?3,
+                         family_name = ?4, suspended = ?5, external_id = ?6, modified = ?7,
+                         version = version + 1
+                     WHERE id = ?8 AND version = ?9",
+                    params![
+                        fields.user_name,
+                        fields.user_name.to_lowercase(),
+                        fields.given_name,
+                        fields.family_name,
+                        !fields.active,
+                        fields.external_id,
+                        modified,
+                        id,
+                        expected_version,
+                    ],
+                )?;
+                if changed == 0 {
+                    return Ok(Err(StoreError::VersionMismatch));
+                }
+                Ok(Ok(User {
+                    user_name: fields.user_name,
+                    given_name: fields.given_name,
+                    family_name: fields.family_name,
+                    active: fields.active,
+                    external_id: fields.external_id,
+                    modified,
+                    version: expected_version + 1,
+                    ..current.user
+                }))
+            })
+            .map_err(store_error)?
+    }
+
+    fn delete(&self, id: &str) -> StoreResult<Option<User>> {
+        self.db
+            .write(|transaction| {
+                let Some(current) = current(transaction, id)? else {
+                    return Ok(Err(StoreError::NotFound));
+                };
+                let policies = read_policies(transaction)?;
+                if let Some(reason) = admin_refusal(transaction, &current, &policies)? {
+                    return Ok(Err(StoreError::Refused(reason.into())));
+                }
+                match policies.delete_action {
+                    DeleteAction::Delete => {
+                        transaction.execute("DELETE FROM users WHERE id = ?1", [id])?;
+                        Ok(Ok(None))
+                    }
+                    DeleteAction::Suspend if !current.user.active => Ok(Ok(Some(current.user))),
+                    DeleteAction::Suspend => {
+                        let modified = now_millis().max(current.user.modified);
+                        transaction.execute(
+                            "UPDATE users SET suspended = 1, modified = ?1, version = version + 1
+                             WHERE id = ?2",
+                            params![modified, id],
+                        )?;
+                        let user = current.user;
+                        Ok(Ok(Some(User {
+                            active: false,
+                            modified,
+                            version: user.version + 1,
+                            ..user
+                        })))
+                    }
+                }
+            })
+            .map_err(store_error)?
+    }
+}
+
+/// The user and their role, read inside a write transaction.
+fn current(connection: &Connection, id: &str) -> rusqlite::Result<Option<Account>> {
+    connection
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS}, role, invited FROM users WHERE id = ?1"
+        ))?
+        .query_row([id], |row| {
+            Ok(Account {
+                user: user_from_row(row)?,
+                administrator: row.get::<_, String>(10)? == Role::Administrator.as_str(),
+                invited: row.get(11)?,
+            })
+        })
+        .optional()
+}
+
+/// Why the host refuses to suspend or delete this user through SCIM, if it does.
+fn admin_refusal(
+    connection: &Connection,
+    account: &Account,
+    policies: &Policies,
+) -> rusqlite::Result<Option<&'static str>> {
+    if !account.administrator {
+        return Ok(None);
+    }
+    if policies.protect_admins {
+        return Ok(Some(
+            "administrators cannot be suspended or deleted through SCIM on this server",
+        ));
+    }
+    if account.user.active {
+        let others: u64 = connection.query_row(
+            "SELECT count(*) FROM users
+             WHERE role = 'administrator' AND suspended = 0 AND id != ?1",
+            [&account.user.id],
+            |row| row.get(0),
+        )?;
+        if others == 0 {
+            return Ok(Some(
+                "the last active administrator cannot be suspended or deleted",
+            ));
+        }
+    }
+    Ok(None)
+}
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        user_name: row.get(2)?,
+        given_name: row.get(3)?,
+        family_name: row.get(4)?,
+        active: !row.get::<_, bool>(5)?,
+        external_id: row.get(6)?,
+        created: row.get(7)?,
+        modified: row.get(8)?,
+        version: row.get(9)?,
+    })
+}
+
+/// The store's answer for a database error: a taken unique key is a conflict on that SCIM
+/// attribute; anything else (busy, locked, I/O) means the store cannot answer now, which the
+/// client sees as a 503 with Retry-After rather than a 500.
+fn store_error(error: rusqlite::Error) -> StoreError {
+    match db::unique_violation(&error) {
+        Some("user_name_folded") => return StoreError::Conflict("userName".into()),
+        Some("email_folded") => return StoreError::Conflict("email".into()),
+        _ => {}
+    }
+    if db::is_busy(&error) {
+        tracing::warn!(error = %error, "the database is busy");
+        return StoreError::Unavailable("the user store is busy; retry later".into());
+    }
+    tracing::error!(error = %error, "the user store failed");
+    StoreError::Unavailable("the user store cannot answer now".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use scim_plugin::UserStore as _;
+
+    use super::*;
+    use crate::settings::sqlite::{set_delete_action, set_protect_admins};
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("users.db")).unwrap();
+        (dir, SqliteStore::new(db))
+    }
+
+    fn suspended(user: &User) -> UserFields {
+        UserFields {
+            active: false,
+            ..user.fields()
+        }
+    }
+
+    #[test]
+    fn scim_created_users_are_invited_and_cli_added_ones_are_not() {
+        let (_dir, store) = store();
+        let invited = store
+            .create(UserFields {
+                active: true,
+                ..fields("new@example.com")
+            })
+            .unwrap();
+        store.add_account("set-up@example.com", Role::User).unwrap();
+        let accounts = store.accounts().unwrap();
+        assert_eq!(accounts[0].user.id, invited.id);
+        assert_eq!(accounts[0].state(), "invited");
+        assert_eq!(accounts[1].state(), "active");
+    }
+
+    #[test]
+    fn protected_admin_refuses_suspend_and_delete_and_stays_unchanged() {
+        let (_dir, store) = store();
+        let admin = store
+            .add_account("boss@example.com", Role::Administrator)
+            .unwrap();
+        store
+            .add_account("other-boss@example.com", Role::Administrator)
+            .unwrap();
+
+        let refused = store.update(&admin.id, admin.version, suspended(&admin));
+        assert!(
+            matches!(refused, Err(StoreError::Refused(_))),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            store.delete(&admin.id),
+            Err(StoreError::Refused(_))
+        ));
+        assert_eq!(store.get(&admin.id).unwrap(), Some(admin.clone()));
+
+        // Other changes to an administrator are SCIM's to make.
+        let renamed = UserFields {
+            given_name: Some("Boss".into()),
+            ..admin.fields()
+        };
+        assert!(store.update(&admin.id, admin.version, renamed).is_ok());
+    }
+
+    #[test]
+    fn unprotected_admins_go_except_the_last_active_one() {
+        let (_dir, store) = store();
+        set_protect_admins(&store.db, false).unwrap();
+        let first = store
+            .add_account("first@example.com", Role::Administrator)
+            .unwrap();
+        let second = store
+            .add_account("second@example.com", Role::Administrator)
+            .unwrap();
+
+        assert!(
+            store
+                .update(&first.id, first.version, suspended(&first))
+                .is_ok()
+        );
+        let last = store.update(&second.id, second.version, suspended(&second));
+        assert_eq!(
+            last,
+            Err(StoreError::Refused(
+                "the last active administrator cannot be suspended or deleted".into()
+            ))
+        );
+        assert!(matches!(
+            store.delete(&second.id),
+            Err(StoreError::Refused(_))
+        ));
+        // The suspended one may be deleted: it takes no active administrator away.
+        assert_eq!(store.delete(&first.id), Ok(None));
+    }
+
+    #[test]
+    fn delete_action_suspend_keeps_the_user_inactive_with_a_new_version() {
+        let (_dir, store) = store();
+        set_delete_action(&store.db, DeleteAction::Suspend).unwrap();
+        let user = store.create(fields("leaver@example.com")).unwrap();
+        let kept = store.delete(&user.id).unwrap().unwrap();
+        assert!(!kept.active);
+        assert_eq!(kept.version, user.version + 1);
+        assert_eq!(store.get(&user.id).unwrap(), Some(kept));
+    }
+
+    fn fields(email: &str) -> UserFields {
+        UserFields {
+            email: email.into(),
+            user_name: email.into(),
+            given_name: None,
+            family_name: None,
+            active: true,
+            external_id: None,
+        }
+    }
+}
