@@ -36,9 +36,27 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
         .filter(|segment| !segment.is_empty())
         .map(percent_decode)
         .collect();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let segments: Vec<&str> = segments
+        .iter()
+        .enumerate()
+        .map(|(position, segment)| canonical_segment(position, segment))
+        .collect();
 
     match segments.as_slice() {
+        // RFC 7644 §3.4.2 and §3.4.3: a query at the server root spans every resource type,
+        // and Users is the only one served.
+        [] => match method.as_str() {
+            "GET" => users::list(
+                store,
+                &Query::from_params(&request.query_params())?,
+                base_url,
+            ),
+            _ => Err(method_not_allowed("GET")),
+        },
+        [".search"] => match method.as_str() {
+            "POST" => users::list(store, &Query::from_search(&json_body(request)?)?, base_url),
+            _ => Err(method_not_allowed("POST")),
+        },
         ["Users"] => match method.as_str() {
             "GET" => users::list(
                 store,
@@ -94,6 +112,34 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
         ["Me", ..] => Err(ScimError::new(501, "/Me is not supported")),
         _ => Err(ScimError::not_found("no such SCIM endpoint")),
     }
+}
+
+/// The endpoints' own names, matched in any case: Microsoft's SCIM validation collection asks for
+/// `/users`, and URL paths are otherwise case-sensitive only where they carry an id or a URN.
+const ENDPOINTS: [&str; 8] = [
+    "Users",
+    "Groups",
+    "ServiceProviderConfig",
+    "ResourceTypes",
+    "Schemas",
+    "Bulk",
+    "Me",
+    ".search",
+];
+
+/// The segment as the router names it: an endpoint in the first position, `.search` in the
+/// second; anything else (an id, a schema URN) exactly as sent.
+fn canonical_segment(position: usize, segment: &str) -> &str {
+    let candidates: &[&'static str] = match position {
+        0 => &ENDPOINTS,
+        1 => &[".search"],
+        _ => &[],
+    };
+    candidates
+        .iter()
+        .find(|name| name.eq_ignore_ascii_case(segment))
+        .copied()
+        .unwrap_or(segment)
 }
 
 /// The request's body as JSON (RFC 7644 §3.1). `application/scim+json` and `application/json`
