@@ -24,9 +24,17 @@ pub fn authenticate(request: &Request, settings: &Settings) -> Result<(), ScimEr
         ));
     }
 
-    let Some(authorization) = request.header("Authorization") else {
+    let mut authorizations = request
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Authorization"));
+    let Some((_, authorization)) = authorizations.next() else {
         return Err(unauthorized("the Authorization header is missing"));
     };
+    if authorizations.next().is_some() {
+        // Two credentials make it ambiguous which one a proxy or log saw; refuse both.
+        return Err(invalid_token("more than one Authorization header"));
+    }
 
     let Some(token) = bearer_token(authorization) else {
         return Err(invalid_token(
@@ -141,6 +149,16 @@ mod tests {
             let error = authenticate(&request_with(&headers), &settings).unwrap_err();
             assert_eq!(error.status, 401, "{headers:?}");
         }
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused_even_if_one_is_right() {
+        let settings = settings_with("s3cret", None);
+        let request = request_with(&[
+            ("Authorization", "Bearer s3cret"),
+            ("Authorization", "Bearer other"),
+        ]);
+        assert_eq!(authenticate(&request, &settings).unwrap_err().status, 401);
     }
 
     #[test]

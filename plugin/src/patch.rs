@@ -111,13 +111,29 @@ fn apply_operation(resource: &mut Map<String, Value>, operation: &Value) -> Scim
 
     match (op, path) {
         (Op::Remove, None) => Err(ScimError::no_target("remove needs a path")),
-        (Op::Remove, Some(path)) => apply_path(resource, op, &filter::parse_path(path)?, None),
+        (Op::Remove, Some(path)) => apply_path(resource, op, &writable_path(path)?, None),
         (_, Some(path)) => {
             let value = required_value(value)?;
-            apply_path(resource, op, &filter::parse_path(path)?, Some(value))
+            apply_path(resource, op, &writable_path(path)?, Some(value))
         }
         (_, None) => apply_pathless(resource, op, required_value(value)?),
     }
+}
+
+/// A path an operation may target: `id` and `meta` are set by the service provider alone
+/// (RFC 7643 §3.1, mutability readOnly), so naming them is refused rather than ignored.
+fn writable_path(path: &str) -> ScimResult<PatchPath> {
+    let parsed = filter::parse_path(path)?;
+    if parsed.attr.schema.is_none()
+        && (parsed.attr.attr.eq_ignore_ascii_case("id")
+            || parsed.attr.attr.eq_ignore_ascii_case("meta"))
+    {
+        return Err(ScimError::mutability(format!(
+            "{} is set by the service provider and cannot be modified",
+            parsed.attr.attr
+        )));
+    }
+    Ok(parsed)
 }
 
 fn required_value(value: Option<&Value>) -> ScimResult<&Value> {
@@ -496,6 +512,15 @@ mod tests {
         let resource =
             applied(json!([{"op": "replace", "path": "emails.type", "value": "home"}])).unwrap();
         assert_eq!(resource["emails"][0]["type"], "home");
+    }
+
+    #[test]
+    fn read_only_paths_are_refused_with_mutability() {
+        for path in ["id", "meta.version", "META"] {
+            let error =
+                applied(json!([{"op": "replace", "path": path, "value": "x"}])).unwrap_err();
+            assert_eq!(error.to_json()["scimType"], "mutability", "{path}");
+        }
     }
 
     #[test]

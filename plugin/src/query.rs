@@ -63,7 +63,7 @@ impl Query {
         let filter = match attribute(fields, "filter") {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) if text.trim().is_empty() => None,
-            Some(Value::String(text)) => Some(filter::parse(text)?),
+            Some(Value::String(text)) => Some(check_orderable(filter::parse(text)?)?),
             Some(_) => return Err(ScimError::invalid_filter("filter must be a string")),
         };
         let sort_by = match attribute(fields, "sortBy") {
@@ -103,6 +103,40 @@ impl Query {
             projection,
         })
     }
+}
+
+/// RFC 7644 §3.4.2.2: `gt`, `ge`, `lt` and `le` on a Boolean attribute fail with
+/// `invalidFilter`. The User schema's Booleans are `active` and `emails.primary`; a Boolean
+/// literal on the right of an ordering is refused the same way, whatever the attribute.
+fn check_orderable(parsed: Filter) -> ScimResult<Filter> {
+    fn walk(filter: &Filter) -> ScimResult<()> {
+        match filter {
+            Filter::Compare { path, op, value } => {
+                let ordering = matches!(
+                    op,
+                    CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
+                );
+                let boolean = value.is_boolean()
+                    || path.is("active")
+                    || path.is("emails.primary")
+                    || path.attr.eq_ignore_ascii_case("primary");
+                if ordering && boolean {
+                    return Err(ScimError::invalid_filter(
+                        "gt, ge, lt and le do not apply to Boolean attributes",
+                    ));
+                }
+                Ok(())
+            }
+            Filter::Present(_) => Ok(()),
+            Filter::And(left, right) | Filter::Or(left, right) => {
+                walk(left)?;
+                walk(right)
+            }
+            Filter::Not(inner) | Filter::ValuePath { filter: inner, .. } => walk(inner),
+        }
+    }
+    walk(&parsed)?;
+    Ok(parsed)
 }
 
 /// An integer parameter; absurdly large values saturate instead of failing.
@@ -554,6 +588,19 @@ mod tests {
         assert_eq!((query.start_index, query.count), (1, 0));
         let query = Query::from_params(&params(&[("count", "99999999999999999999999")])).unwrap();
         assert_eq!(query.count, discovery::max_results() as u64);
+    }
+
+    #[test]
+    fn ordering_a_boolean_is_invalid_filter() {
+        for filter in [
+            "active gt true",
+            "active le false",
+            "emails[primary ge true]",
+        ] {
+            let error = Query::from_params(&params(&[("filter", filter)])).unwrap_err();
+            assert_eq!(error.to_json()["scimType"], "invalidFilter", "{filter}");
+        }
+        assert!(Query::from_params(&params(&[("filter", "active eq true")])).is_ok());
     }
 
     #[test]

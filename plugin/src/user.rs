@@ -85,6 +85,17 @@ pub fn fields_from_json(body: &Value, current: Option<&User>) -> ScimResult<User
         return Err(ScimError::invalid_syntax("the body must be a JSON object"));
     };
 
+    if let Some(schemas) = attribute(object, "schemas")
+        && !schemas.is_null()
+        && !schemas
+            .as_array()
+            .is_some_and(|urns| urns.iter().all(Value::is_string))
+    {
+        return Err(ScimError::invalid_value(
+            "schemas must be a list of schema URNs",
+        ));
+    }
+
     let user_name = match attribute(object, "userName") {
         Some(Value::String(name)) if !name.trim().is_empty() => name.trim().to_string(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
@@ -442,6 +453,7 @@ mod tests {
             json!({"userName": "a@b.c", "externalId": 7}),
             json!({"userName": "x".repeat(MAX_NAME_LEN + 1)}),
             json!({"userName": "a\u{0}b@c.d"}),
+            json!({"userName": "a@b.c", "schemas": "urn:ietf:params:scim:schemas:core:2.0:User"}),
         ] {
             let error = fields_from_json(&body, None).unwrap_err();
             assert_eq!(error.to_json()["scimType"], "invalidValue", "{body}");
