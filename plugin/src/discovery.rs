@@ -303,9 +303,13 @@ mod tests {
         assert_eq!(user_name["caseExact"], false);
         assert_eq!(user_name["uniqueness"], "server");
         let name = attribute(&user["attributes"], "name");
-        assert_eq!(
-            attribute(&name["subAttributes"], "formatted")["mutability"],
-            "readOnly"
+        // `formatted` is not kept: a client's formatted name is accepted and ignored.
+        assert!(
+            name["subAttributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["name"] != "formatted")
         );
         assert_eq!(
             attribute(&name["subAttributes"], "givenName")["mutability"],

@@ -30,9 +30,6 @@ pub fn to_json(user: &User, base_url: &str) -> Value {
     if let Some(family) = &user.family_name {
         name.insert("familyName".into(), Value::from(family.as_str()));
     }
-    if let Some(formatted) = formatted_name(user) {
-        name.insert("formatted".into(), Value::from(formatted));
-    }
 
     let mut resource = json!({
         "schemas": [USER_SCHEMA],
@@ -55,15 +52,6 @@ pub fn to_json(user: &User, base_url: &str) -> Value {
         "version": etag(user),
     });
     resource
-}
-
-/// `name.formatted`, derived from the given and family names.
-fn formatted_name(user: &User) -> Option<String> {
-    let parts: Vec<&str> = [user.given_name.as_deref(), user.family_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 /// The user's URL (RFC 7644 §3.1 `Location`, RFC 7643 §3.1 `meta.location`).
@@ -355,7 +343,8 @@ mod tests {
         let user = stored("bjensen@example.com", "bjensen");
         let json = to_json(&user, "https://vault.example.com/scim/v2/");
         assert_eq!(json["userName"], "bjensen");
-        assert_eq!(json["name"]["formatted"], "Barbara Jensen");
+        assert_eq!(json["name"]["familyName"], "Jensen");
+        assert!(json["name"].get("formatted").is_none());
         assert_eq!(json["emails"][0]["value"], "bjensen@example.com");
         assert_eq!(json["emails"][0]["primary"], true);
         assert_eq!(json["active"], true);

@@ -15,8 +15,6 @@ venv="$repo/target/clients/scim2-venv"
 # reason". Each is explained in scim2-tester/EXPECTED-FAILURES.md; any other failure fails.
 expected_failures=(
   "object_replacement|emails cannot change"
-  "check_add_attribute|unexpected value for 'name'"
-  "check_replace_attribute|unexpected value for 'name'"
   "check_remove_attribute|did not remove attribute 'active'"
 )
 
