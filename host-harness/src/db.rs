@@ -68,23 +68,53 @@ const MIGRATIONS: &[&str] = &[
         user_agent TEXT
     );
     ",
+    // 2: the places in the stable order (`seq`) left by removed users. A user's position is its
+    // seq less the places vacated before it, so that a page at any offset is found by a seek
+    // (and the total without counting the table): SQLite's OFFSET steps over every row it skips.
+    // AUTOINCREMENT never hands out a seq twice, so every seq up to `sqlite_sequence` is either
+    // a user or a vacated place; the trigger keeps it so, and existing holes are filled here.
+    "
+    CREATE TABLE users_vacated (seq INTEGER PRIMARY KEY);
+    INSERT INTO users_vacated (seq)
+        WITH RECURSIVE
+            last(n) AS (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'users'),
+            places(n) AS (SELECT 1 UNION ALL SELECT places.n + 1 FROM places, last
+                          WHERE places.n < last.n)
+        SELECT places.n FROM places, last
+        WHERE places.n <= last.n AND places.n NOT IN (SELECT seq FROM users);
+    CREATE TRIGGER users_vacate AFTER DELETE ON users
+    BEGIN
+        INSERT INTO users_vacated (seq) VALUES (old.seq);
+    END;
+    ",
 ];
 
 /// One database file, shared by the store, the settings and the activity log of a process.
 pub struct Database {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    busy_timeout: Duration,
 }
 
 impl Database {
     /// Opens (or creates) the file and brings its schema up to date.
     pub fn open(path: &Path) -> anyhow::Result<Arc<Database>> {
-        let mut connection = open_connection(path)?;
+        Database::open_with_busy_timeout(path, BUSY_TIMEOUT)
+    }
+
+    /// Opens the file with connections that wait `busy_timeout` for another writer. Tests that
+    /// hold the write lock on purpose use a short one, to see the 503 without waiting 5 s.
+    pub fn open_with_busy_timeout(
+        path: &Path,
+        busy_timeout: Duration,
+    ) -> anyhow::Result<Arc<Database>> {
+        let mut connection = open_connection(path, busy_timeout)?;
         migrate(&mut connection)
             .with_context(|| format!("migrating the schema of {}", path.display()))?;
         Ok(Arc::new(Database {
             path: path.to_path_buf(),
             idle: Mutex::new(vec![connection]),
+            busy_timeout,
         }))
     }
 
@@ -96,7 +126,7 @@ impl Database {
     /// A connection of its own, outside the pool, for a caller that keeps per-connection state
     /// (`PRAGMA data_version` counts the commits of the other connections).
     pub fn dedicated_connection(&self) -> anyhow::Result<Connection> {
-        open_connection(&self.path)
+        open_connection(&self.path, self.busy_timeout)
     }
 
     /// Runs `work` on a pooled connection. In WAL mode the readers of several connections run
@@ -112,7 +142,7 @@ impl Database {
             .pop();
         let mut connection = match pooled {
             Some(connection) => connection,
-            None => connect(&self.path)?,
+            None => connect(&self.path, self.busy_timeout)?,
         };
         let outcome = work(&mut connection);
         let mut idle = self
@@ -154,17 +184,17 @@ impl Database {
     }
 }
 
-fn open_connection(path: &Path) -> anyhow::Result<Connection> {
-    connect(path).with_context(|| format!("opening the database {}", path.display()))
+fn open_connection(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> {
+    connect(path, busy_timeout).with_context(|| format!("opening the database {}", path.display()))
 }
 
 /// A connection with this host's pragmas.
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
+fn connect(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags)?;
-    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.busy_timeout(busy_timeout)?;
     // WAL: readers never wait for the writer, and a commit appends to one file.
     connection.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: every commit syncs the WAL before it returns. NORMAL would survive kill -9 (the WAL

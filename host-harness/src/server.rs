@@ -35,6 +35,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 /// so that idle half-requests cannot hold connections forever.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a client may take to send a request's body once its headers are in, by default.
+/// The largest body allowed arrives in well under a second on any link an identity provider
+/// uses; without a bound, a client that stops mid-body would hold its connection and task for
+/// as long as it keeps the socket open (the header timeout no longer applies by then).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a shutdown waits for the requests in flight: the component's own deadline (10 s)
 /// plus a margin to send the answers.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
@@ -46,6 +52,7 @@ pub struct Service {
     settings: Arc<dyn SettingsSource>,
     activity: Arc<ActivityLog>,
     max_body_bytes: usize,
+    body_read_timeout: Duration,
     /// One permit per instance the engine's pool holds: a request past that many waits for a
     /// slot instead of failing to instantiate.
     instance_slots: Arc<Semaphore>,
@@ -66,7 +73,16 @@ impl Service {
             settings,
             activity,
             max_body_bytes,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             instance_slots: Arc::new(Semaphore::new(slots)),
+        }
+    }
+
+    /// The same service with another bound on the time a body may take to arrive.
+    pub fn with_body_read_timeout(self, timeout: Duration) -> Service {
+        Service {
+            body_read_timeout: timeout,
+            ..self
         }
     }
 
@@ -113,7 +129,15 @@ impl Service {
         };
 
         let (parts, body) = request.into_parts();
-        let body = match read_body(body, self.max_body_bytes).await {
+        let reading =
+            tokio::time::timeout(self.body_read_timeout, read_body(body, self.max_body_bytes));
+        let read = reading.await.unwrap_or_else(|_| {
+            Err(ScimError::new(
+                408,
+                "the request body did not arrive in time",
+            ))
+        });
+        let body = match read {
             Ok(body) => body,
             Err(refusal) => {
                 let response: Response = refusal.into();

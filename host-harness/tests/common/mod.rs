@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use scim_host::PluginHost;
 use scim_host::activity::ActivityLog;
 use scim_host::component::shared_embedded;
 use scim_host::db::Database;
@@ -29,26 +30,41 @@ pub struct TestServer {
 impl TestServer {
     /// Serves the database at `db_path` as `scim-host serve` does.
     pub fn start(db_path: &Path) -> TestServer {
+        let shared = shared_embedded().unwrap();
+        TestServer::start_with(
+            Database::open(db_path).unwrap(),
+            shared.with_limits(shared.limits()),
+            DEFAULT_MAX_BODY_BYTES,
+            |service| service,
+        )
+    }
+
+    /// Serves `db` with a component of other limits, another body cap, or a service configured
+    /// otherwise than `scim-host serve` does by default.
+    pub fn start_with(
+        db: Arc<Database>,
+        host: PluginHost,
+        max_body_bytes: usize,
+        configure: impl FnOnce(Service) -> Service,
+    ) -> TestServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .unwrap();
-        let db = Database::open(db_path).unwrap();
-        let shared = shared_embedded().unwrap();
-        let host = Arc::new(shared.with_limits(shared.limits()));
+        let host = Arc::new(host);
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let settings =
             Arc::new(SqliteSettings::new(db.clone(), &format!("http://{addr}/scim/v2")).unwrap());
-        let service = Arc::new(Service::new(
+        let service = Arc::new(configure(Service::new(
             host,
             Arc::new(SqliteStore::new(db.clone())),
             settings,
             Arc::new(ActivityLog::new(db)),
-            DEFAULT_MAX_BODY_BYTES,
-        ));
+            max_body_bytes,
+        )));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = runtime.spawn(server::serve(listener, service, async {
             let _ = stopped.await;
@@ -147,12 +163,28 @@ pub fn send(
     token: Option<&str>,
     body: Option<&[u8]>,
 ) -> Reply {
+    let authorization = token.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .iter()
+        .map(|value| ("Authorization", value.as_str()))
+        .collect();
+    send_with(addr, method, path, &headers, body)
+}
+
+/// One request with these headers besides `Host`, `User-Agent` and `Connection: close`.
+pub fn send_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Reply {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: scim-host-tests\r\n\
          Connection: close\r\n"
     );
-    if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     if let Some(body) = body {
         head.push_str(&format!(
@@ -169,8 +201,17 @@ pub fn send(
 /// Writes raw request bytes (from another thread, so that a server that answers before reading
 /// everything is seen answering) and reads the answer until the server closes.
 pub fn exchange(addr: SocketAddr, request: &[u8]) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let mut writer = stream.try_clone().unwrap();
+    try_exchange(addr, request).unwrap_or_else(|problem| panic!("{problem}"))
+}
+
+/// As [`exchange`], but a connection refused, reset or closed without a whole answer is an
+/// error to report rather than a panic.
+pub fn try_exchange(addr: SocketAddr, request: &[u8]) -> Result<Reply, String> {
+    let mut stream =
+        TcpStream::connect(addr).map_err(|error| format!("connecting failed: {error}"))?;
+    let mut writer = stream
+        .try_clone()
+        .map_err(|error| format!("cloning the socket failed: {error}"))?;
     let request = request.to_vec();
     let writing = std::thread::spawn(move || {
         // A server that refuses a body may close before reading it all.
@@ -182,30 +223,28 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> Reply {
     parse(&raw)
 }
 
-fn parse(raw: &[u8]) -> Reply {
+fn parse(raw: &[u8]) -> Result<Reply, String> {
+    let incomplete = || format!("no complete answer: {:?}", String::from_utf8_lossy(raw));
     let split = raw
         .windows(4)
         .position(|window| window == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete answer: {:?}", String::from_utf8_lossy(raw)));
+        .ok_or_else(incomplete)?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|status| status.parse().ok())
+        .ok_or_else(incomplete)?;
     let headers = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
         .collect();
-    Reply {
+    Ok(Reply {
         status,
         headers,
         body: raw[split + 4..].to_vec(),
-    }
+    })
 }
 
 /// A new user's SCIM resource (RFC 7643 §4.1).
