@@ -2,15 +2,17 @@
 //! natively, by the component with a fresh instance per request, and a fixed answer through the
 //! same host path (the floor).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use scim_plugin::{Request, Response, UserFields, UserStore as _};
 
 use crate::component::PluginHost;
+use crate::db::Database;
 use crate::settings::{MemorySettings, SettingsSource};
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, SqliteStore, UserStore};
 
 const TOKEN: &str = "bench-token";
 const BASE: &str = "http://127.0.0.1/scim/v2";
@@ -23,27 +25,106 @@ pub struct Row {
     pub component: Duration,
 }
 
-/// Runs every request `iterations` times each way over a store of `users` users, and returns the
-/// rows and the floor.
-pub fn boundary(host: &PluginHost, users: usize, iterations: u32) -> Result<(Vec<Row>, Duration)> {
-    let store = Arc::new(MemoryStore::new());
-    let settings = Arc::new(MemorySettings::with_token(TOKEN, BASE));
-    let mut ids = Vec::with_capacity(users);
-    for n in 0..users {
-        let user = store
-            .create(UserFields {
-                email: format!("user{n}@example.com"),
-                user_name: format!("user{n}@example.com"),
-                given_name: Some("Bench".into()),
-                family_name: Some(format!("User{n}")),
-                active: true,
-                external_id: Some(format!("ext-{n}")),
-            })
-            .map_err(|e| anyhow::anyhow!("seeding the store: {e:?}"))?;
-        ids.push(user.id);
+/// The rows of one store, and the floor measured over it.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub store: &'static str,
+    pub rows: Vec<Row>,
+    pub floor: Duration,
+}
+
+/// The users a benchmark seeds: `user{n}@example.com`, with `ext-{n}` as externalId.
+pub fn seed_user(n: usize) -> UserFields {
+    UserFields {
+        email: format!("user{n}@example.com"),
+        user_name: format!("user{n}@example.com"),
+        given_name: Some("Bench".into()),
+        family_name: Some(format!("User{n}")),
+        active: true,
+        external_id: Some(format!("ext-{n}")),
     }
-    let target = ids[ids.len() / 2].clone();
-    let target_name = format!("user{}%40example.com", ids.len() / 2);
+}
+
+/// A folder of the host's own under the system's temporary one, removed when dropped.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub fn new(purpose: &str) -> Result<ScratchDir> {
+        let path = std::env::temp_dir().join(format!(
+            "scim-host-{purpose}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("creating the scratch folder {}", path.display()))?;
+        Ok(ScratchDir(path))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The boundary over the in-memory store, then over SQLite in a temporary file (synchronous
+/// FULL, as `scim-host serve` runs it). The writes over SQLite run at most `write_iterations`
+/// times: each waits for a sync of the disk.
+pub fn both_stores(
+    host: &PluginHost,
+    users: usize,
+    iterations: u32,
+    write_iterations: u32,
+) -> Result<Vec<Table>> {
+    let memory = Arc::new(MemoryStore::new());
+    for n in 0..users {
+        memory
+            .create(seed_user(n))
+            .map_err(|e| anyhow::anyhow!("seeding the store: {e:?}"))?;
+    }
+    let (rows, floor) = boundary(host, memory, users, iterations, iterations)?;
+    let mut tables = vec![Table {
+        store: "in memory",
+        rows,
+        floor,
+    }];
+
+    let scratch = ScratchDir::new("bench")?;
+    let db = Database::open(&scratch.path().join("bench.db"))?;
+    let sqlite = Arc::new(SqliteStore::new(db));
+    sqlite
+        .create_many((0..users).map(seed_user))
+        .map_err(|e| anyhow::anyhow!("seeding the store: {e:?}"))?;
+    let (rows, floor) = boundary(host, sqlite, users, iterations, write_iterations)?;
+    tables.push(Table {
+        store: "SQLite (temporary file)",
+        rows,
+        floor,
+    });
+    Ok(tables)
+}
+
+/// Runs every request `iterations` times each way (the writes `write_iterations` times) over a
+/// store seeded with [`seed_user`] `0..users`, and returns the rows and the floor.
+pub fn boundary(
+    host: &PluginHost,
+    store: Arc<dyn UserStore>,
+    users: usize,
+    iterations: u32,
+    write_iterations: u32,
+) -> Result<(Vec<Row>, Duration)> {
+    let settings = Arc::new(MemorySettings::with_token(TOKEN, BASE));
+    let middle = users / 2;
+    let target = store
+        .find_by_user_name(&format!("user{middle}@example.com"))
+        .map_err(|e| anyhow::anyhow!("reading the seeded store: {e:?}"))?
+        .context("the store holds the seeded users")?
+        .id;
+    let target_name = format!("user{middle}%40example.com");
 
     let native = |request: &Request| -> Response {
         scim_plugin::handle(request, store.as_ref(), &settings.current())
@@ -75,6 +156,7 @@ pub fn boundary(host: &PluginHost, users: usize, iterations: u32) -> Result<(Vec
         request("POST", "/Users", "", Some(body))
     };
 
+    let writes = write_iterations;
     let rows = vec![
         Row {
             name: "GET /Users/{id}",
@@ -88,13 +170,13 @@ pub fn boundary(host: &PluginHost, users: usize, iterations: u32) -> Result<(Vec
         },
         Row {
             name: "POST /Users",
-            native: time(iterations, |n| expect(native(&post("native", n)), 201))?,
-            component: time(iterations, |n| expect(wasm(&post("wasm", n)), 201))?,
+            native: time(writes, |n| expect(native(&post("native", n)), 201))?,
+            component: time(writes, |n| expect(wasm(&post("wasm", n)), 201))?,
         },
         Row {
             name: "PATCH /Users/{id}",
-            native: time(iterations, |n| expect(native(&patch(n)), 200))?,
-            component: time(iterations, |n| expect(wasm(&patch(n + iterations)), 200))?,
+            native: time(writes, |n| expect(native(&patch(n)), 200))?,
+            component: time(writes, |n| expect(wasm(&patch(n + writes)), 200))?,
         },
     ];
 
@@ -145,30 +227,33 @@ fn time(iterations: u32, mut run: impl FnMut(u32) -> Result<()>) -> Result<Durat
     Ok(start.elapsed() / iterations.max(1))
 }
 
-/// Prints the report.
-pub fn print(rows: &[Row], floor: Duration, out: &mut dyn std::io::Write) -> Result<()> {
-    writeln!(
-        out,
-        "{:<32} {:>12} {:>12} {:>8}",
-        "request", "native", "component", "b/a"
-    )?;
-    for row in rows {
+/// Prints the report: one table per store.
+pub fn print(tables: &[Table], out: &mut dyn std::io::Write) -> Result<()> {
+    for table in tables {
+        writeln!(out, "\n{}", table.store)?;
         writeln!(
             out,
-            "{:<32} {:>9.1} µs {:>9.1} µs {:>7.2}x",
-            row.name,
-            micros(row.native),
-            micros(row.component),
-            micros(row.component) / micros(row.native).max(f64::MIN_POSITIVE)
+            "{:<32} {:>12} {:>12} {:>8}",
+            "request", "native", "component", "b/a"
+        )?;
+        for row in &table.rows {
+            writeln!(
+                out,
+                "{:<32} {:>9.1} µs {:>9.1} µs {:>7.2}x",
+                row.name,
+                micros(row.native),
+                micros(row.component),
+                micros(row.component) / micros(row.native).max(f64::MIN_POSITIVE)
+            )?;
+        }
+        writeln!(
+            out,
+            "{:<32} {:>12} {:>9.1} µs",
+            "floor (fixed 403)",
+            "",
+            micros(table.floor)
         )?;
     }
-    writeln!(
-        out,
-        "{:<32} {:>12} {:>9.1} µs",
-        "floor (fixed 403)",
-        "",
-        micros(floor)
-    )?;
     Ok(())
 }
 

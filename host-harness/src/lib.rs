@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod bench;
+pub mod cache;
 pub mod component;
 pub mod conformance;
 pub mod db;

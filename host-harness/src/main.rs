@@ -53,6 +53,10 @@ enum Command {
         /// The largest request body accepted; larger ones get 413.
         #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
         max_body_bytes: usize,
+        /// Where the compiled component is kept between runs, so that a restart skips
+        /// compiling it [default: the database's path with `.cache` appended].
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
     /// Shows or changes the SCIM settings.
     Settings {
@@ -76,15 +80,24 @@ enum Command {
     /// Measures the cost of the WebAssembly boundary: the same requests natively, through the
     /// component with a fresh instance each, and a fixed answer through the same path.
     Bench {
-        /// Users in the in-memory store.
+        /// Users in each store.
         #[arg(long, default_value_t = 2_000)]
         users: usize,
         /// Runs of each request each way.
         #[arg(long, default_value_t = 5_000)]
         iterations: u32,
+        /// Runs of POST and PATCH over SQLite. Each waits for a sync of the disk (0.25 to 4 ms
+        /// on the development machine): 300 runs take seconds and give a stable mean.
+        #[arg(long, default_value_t = 300)]
+        write_iterations: u32,
         /// A SCIM component to measure instead of the one built into this binary.
         #[arg(long)]
         plugin: Option<PathBuf>,
+        /// Instead of measuring: adds `--users` users (`userN@example.com`, externalId `ext-N`,
+        /// N from 0) to the database given by `--db` through the store's bulk path, and reports
+        /// the rate. The HTTP benchmarks under `bench/` seed the server this way.
+        #[arg(long)]
+        seed: bool,
     },
     /// Lists the latest provisioning actions, newest first.
     Activity {
@@ -176,7 +189,17 @@ fn main() -> anyhow::Result<()> {
             listen,
             plugin,
             max_body_bytes,
-        } => serve(&cli.db, listen, plugin.as_deref(), max_body_bytes),
+            cache_dir,
+        } => {
+            let cache_dir = cache_dir.unwrap_or_else(|| default_cache_dir(&cli.db));
+            serve(
+                &cli.db,
+                listen,
+                plugin.as_deref(),
+                max_body_bytes,
+                &cache_dir,
+            )
+        }
         Command::Settings { command } => settings(&cli.db, command),
         Command::Users { command } => users(&cli.db, command.unwrap_or(UsersCommand::List)),
         Command::Activity { limit } => activity(&cli.db, limit),
@@ -184,16 +207,48 @@ fn main() -> anyhow::Result<()> {
         Command::Bench {
             users,
             iterations,
+            write_iterations,
             plugin,
-        } => bench(users, iterations, plugin.as_deref()),
+            seed,
+        } => {
+            if seed {
+                seed_users(&cli.db, users)
+            } else {
+                bench(users, iterations, write_iterations, plugin.as_deref())
+            }
+        }
     }
 }
 
-fn bench(users: usize, iterations: u32, plugin: Option<&Path>) -> anyhow::Result<()> {
+fn bench(
+    users: usize,
+    iterations: u32,
+    write_iterations: u32,
+    plugin: Option<&Path>,
+) -> anyhow::Result<()> {
     let host = load_plugin(plugin)?;
-    let (rows, floor) = scim_host::bench::boundary(&host, users, iterations)?;
-    println!("{users} users, {iterations} runs of each request, one request at a time");
-    scim_host::bench::print(&rows, floor, &mut std::io::stdout())
+    let tables = scim_host::bench::both_stores(&host, users, iterations, write_iterations)?;
+    println!(
+        "{users} users, {iterations} runs of each request ({write_iterations} of the writes over \
+         SQLite), one request at a time"
+    );
+    scim_host::bench::print(&tables, &mut std::io::stdout())
+}
+
+fn seed_users(db_path: &Path, users: usize) -> anyhow::Result<()> {
+    let db = Database::open(db_path)?;
+    let store = SqliteStore::new(db);
+    let started = std::time::Instant::now();
+    let added = store
+        .create_many((0..users).map(scim_host::bench::seed_user))
+        .map_err(|error| anyhow::anyhow!("seeding the users: {error:?}"))?;
+    let elapsed = started.elapsed();
+    println!(
+        "seeded {added} users in {:.2} s ({:.0} users/s)",
+        elapsed.as_secs_f64(),
+        added as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    );
+    Ok(())
 }
 
 fn load_plugin(plugin: Option<&Path>) -> anyhow::Result<PluginHost> {
@@ -216,13 +271,36 @@ fn conformance(suites: &Path, plugin: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `<db>.cache`: beside the database, owned by whoever owns the database.
+fn default_cache_dir(db_path: &Path) -> PathBuf {
+    let mut dir = db_path.as_os_str().to_owned();
+    dir.push(".cache");
+    PathBuf::from(dir)
+}
+
 fn serve(
     db_path: &Path,
     listen: SocketAddr,
     plugin: Option<&Path>,
     max_body_bytes: usize,
+    cache_dir: &Path,
 ) -> anyhow::Result<()> {
-    let host = load_plugin(plugin)?;
+    let started = std::time::Instant::now();
+    let from_file;
+    let component = match plugin {
+        Some(path) => {
+            from_file = std::fs::read(path)
+                .with_context(|| format!("reading the component {}", path.display()))?;
+            from_file.as_slice()
+        }
+        None => scim_host::component::EMBEDDED_COMPONENT,
+    };
+    let (host, source) = PluginHost::cached(component, Limits::default(), cache_dir)?;
+    tracing::info!(
+        from = ?source,
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "loaded the SCIM component"
+    );
     let db = Database::open(db_path)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -16,6 +16,11 @@ use crate::settings::{DeleteAction, Policies};
 const USER_COLUMNS: &str = "id, email, user_name, given_name, family_name, suspended, \
                             external_id, created, modified, version";
 
+/// One new account; the parameters are in [`insert_params`]'s order.
+const INSERT_USER: &str = "INSERT INTO users (id, email, email_folded, user_name, user_name_folded,
+         given_name, family_name, role, suspended, invited, external_id, created, modified, version)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
 /// A user's role in the password manager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -119,46 +124,33 @@ impl SqliteStore {
     }
 
     fn insert(&self, fields: UserFields, role: Role, invited: bool) -> StoreResult<User> {
-        let now = now_millis();
-        let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
-            email: fields.email,
-            user_name: fields.user_name,
-            given_name: fields.given_name,
-            family_name: fields.family_name,
-            active: fields.active,
-            external_id: fields.external_id,
-            created: now,
-            modified: now,
-            version: 1,
-        };
+        let user = new_user(fields, now_millis());
         self.db
             .write(|transaction| {
-                transaction.execute(
-                    "INSERT INTO users (id, email, email_folded, user_name, user_name_folded,
-                         given_name, family_name, role, suspended, invited, external_id,
-                         created, modified, version)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                    params![
-                        user.id,
-                        user.email,
-                        user.email.to_lowercase(),
-                        user.user_name,
-                        user.user_name.to_lowercase(),
-                        user.given_name,
-                        user.family_name,
-                        role.as_str(),
-                        !user.active,
-                        invited,
-                        user.external_id,
-                        user.created,
-                        user.modified,
-                        user.version,
-                    ],
-                )
+                let mut statement = transaction.prepare_cached(INSERT_USER)?;
+                insert_params(&mut statement, &user, role, invited)
             })
             .map_err(store_error)?;
         Ok(user)
+    }
+
+    /// Adds many users as SCIM would create them (invited), in one transaction through one
+    /// prepared statement: an import of a whole directory pays for one commit, not one per user.
+    /// All or nothing: a taken userName or email rolls the whole batch back. Returns how many
+    /// were added.
+    pub fn create_many(&self, users: impl IntoIterator<Item = UserFields>) -> StoreResult<u64> {
+        let now = now_millis();
+        self.db
+            .write(|transaction| {
+                let mut statement = transaction.prepare_cached(INSERT_USER)?;
+                let mut added = 0;
+                for fields in users {
+                    insert_params(&mut statement, &new_user(fields, now), Role::User, true)?;
+                    added += 1;
+                }
+                Ok(added)
+            })
+            .map_err(store_error)
     }
 
     fn one(&self, condition: &str, key: &str) -> StoreResult<Option<User>> {
@@ -201,18 +193,32 @@ impl scim_plugin::UserStore for SqliteStore {
     }
 
     fn page(&self, offset: u64, limit: u32) -> StoreResult<UserPage> {
-        // SQLite's OFFSET is a signed 64-bit number; past i64::MAX there is nothing anyway.
-        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         self.db
             .read(|connection| {
-                let mut statement = connection.prepare_cached(&format!(
-                    "SELECT {USER_COLUMNS} FROM users ORDER BY seq LIMIT ?1 OFFSET ?2"
-                ))?;
-                let users = statement
-                    .query_map(params![limit, offset], user_from_row)?
-                    .collect::<Result<_, _>>()?;
-                let total: u64 =
-                    connection.query_row("SELECT count(*) FROM users", [], |row| row.get(0))?;
+                let total = last_seq(connection)? - vacated_before(connection, i64::MAX)?;
+                let total = u64::try_from(total).unwrap_or(0);
+                let Ok(offset) = i64::try_from(offset) else {
+                    return Ok(UserPage {
+                        users: Vec::new(),
+                        total,
+                    });
+                };
+                let users = match first_seq_at(connection, offset)? {
+                    Some(first) => connection
+                        .prepare_cached(&format!(
+                            "SELECT {USER_COLUMNS} FROM users WHERE seq >= ?1 ORDER BY seq \
+                             LIMIT ?2"
+                        ))?
+                        .query_map(params![first, limit], user_from_row)?
+                        .collect::<Result<_, _>>()?,
+                    // Vacated places too scattered to settle on: the slow way is still right.
+                    None => connection
+                        .prepare_cached(&format!(
+                            "SELECT {USER_COLUMNS} FROM users ORDER BY seq LIMIT ?1 OFFSET ?2"
+                        ))?
+                        .query_map(params![limit, offset], user_from_row)?
+                        .collect::<Result<_, _>>()?,
+                };
                 Ok(UserPage { users, total })
             })
             .map_err(store_error)
@@ -345,6 +351,82 @@ impl scim_plugin::UserStore for SqliteStore {
             })
             .map_err(store_error)?
     }
+}
+
+/// A user about to be added: a fresh id, version 1.
+fn new_user(fields: UserFields, now: u64) -> User {
+    User {
+        id: uuid::Uuid::new_v4().to_string(),
+        email: fields.email,
+        user_name: fields.user_name,
+        given_name: fields.given_name,
+        family_name: fields.family_name,
+        active: fields.active,
+        external_id: fields.external_id,
+        created: now,
+        modified: now,
+        version: 1,
+    }
+}
+
+/// Runs [`INSERT_USER`] for one user.
+fn insert_params(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    user: &User,
+    role: Role,
+    invited: bool,
+) -> rusqlite::Result<usize> {
+    statement.execute(params![
+        user.id,
+        user.email,
+        user.email.to_lowercase(),
+        user.user_name,
+        user.user_name.to_lowercase(),
+        user.given_name,
+        user.family_name,
+        role.as_str(),
+        !user.active,
+        invited,
+        user.external_id,
+        user.created,
+        user.modified,
+        user.version,
+    ])
+}
+
+/// How many times [`first_seq_at`] refines its guess before it gives up: each round passes at
+/// least one more vacated place, and real directories settle in two or three.
+const MAX_SEEK_ROUNDS: usize = 32;
+
+/// The seq from which the user at `offset` (0-based, in the stable order) is the first one:
+/// the smallest `s` with `s = offset + 1 + (places vacated before s)`. Each round counts the
+/// vacated places (an index range, as long as the removals), never the users.
+fn first_seq_at(connection: &Connection, offset: i64) -> rusqlite::Result<Option<i64>> {
+    let mut seq = offset.saturating_add(1);
+    for _ in 0..MAX_SEEK_ROUNDS {
+        let next = offset
+            .saturating_add(1)
+            .saturating_add(vacated_before(connection, seq)?);
+        if next == seq {
+            return Ok(Some(seq));
+        }
+        seq = next;
+    }
+    Ok(None)
+}
+
+/// How many places before `seq` were vacated by removed users.
+fn vacated_before(connection: &Connection, seq: i64) -> rusqlite::Result<i64> {
+    connection
+        .prepare_cached("SELECT count(*) FROM users_vacated WHERE seq < ?1")?
+        .query_row([seq], |row| row.get(0))
+}
+
+/// The last seq handed out: users ever added.
+fn last_seq(connection: &Connection) -> rusqlite::Result<i64> {
+    connection
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'users'")?
+        .query_row([], |row| row.get(0))
 }
 
 /// The user and their role, read inside a write transaction.
@@ -530,6 +612,82 @@ mod tests {
         assert!(!kept.active);
         assert_eq!(kept.version, user.version + 1);
         assert_eq!(store.get(&user.id).unwrap(), Some(kept));
+    }
+
+    #[test]
+    fn pages_after_removals_match_the_stable_order() {
+        let (_dir, store) = store();
+        store
+            .create_many((0..40).map(|n| fields(&format!("user{n}@example.com"))))
+            .unwrap();
+        let all = store.accounts().unwrap();
+        // The first, the last, a run and scattered ones: every shape of hole.
+        for n in [0, 7, 8, 9, 10, 21, 33, 39] {
+            store.delete(&all[n].user.id).unwrap();
+        }
+        let kept: Vec<User> = store
+            .accounts()
+            .unwrap()
+            .into_iter()
+            .map(|account| account.user)
+            .collect();
+        assert_eq!(kept.len(), 32);
+
+        for offset in 0..=34 {
+            let page = store.page(offset, 5).unwrap();
+            let expected: Vec<User> = kept.iter().skip(offset as usize).take(5).cloned().collect();
+            assert_eq!(page.users, expected, "offset {offset}");
+            assert_eq!(page.total, 32);
+        }
+        let added = store.create(fields("late@example.com")).unwrap();
+        let last = store.page(32, 5).unwrap();
+        assert_eq!((last.users, last.total), (vec![added], 33));
+    }
+
+    #[test]
+    fn holes_left_before_the_paging_migration_are_found_by_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.db");
+        let store = SqliteStore::new(Database::open(&path).unwrap());
+        store
+            .create_many((0..10).map(|n| fields(&format!("user{n}@example.com"))))
+            .unwrap();
+        // The file as the first schema version left it: users removed, no record of where.
+        store
+            .db
+            .with(|connection| {
+                connection.execute_batch(
+                    "DROP TRIGGER users_vacate; DROP TABLE users_vacated;
+                     DELETE FROM users WHERE seq IN (1, 4, 5, 10);
+                     PRAGMA user_version = 1;",
+                )
+            })
+            .unwrap();
+        drop(store);
+
+        let store = SqliteStore::new(Database::open(&path).unwrap());
+        let kept: Vec<User> = store
+            .accounts()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.user)
+            .collect();
+        let page = store.page(2, 3).unwrap();
+        assert_eq!(page.users, kept[2..5].to_vec());
+        assert_eq!(page.total, 6);
+    }
+
+    #[test]
+    fn create_many_is_all_or_nothing() {
+        let (_dir, store) = store();
+        store.create(fields("taken@example.com")).unwrap();
+        let batch = ["a@example.com", "TAKEN@example.com", "b@example.com"].map(fields);
+        assert!(matches!(
+            store.create_many(batch),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(store.page(0, 10).unwrap().total, 1);
+        assert_eq!(store.create_many([fields("c@example.com")]), Ok(1));
     }
 
     fn fields(email: &str) -> UserFields {
