@@ -39,9 +39,10 @@ impl ActivityLog {
     }
 
     /// Appends an entry. A failure is logged and does not fail the request: the write it
-    /// describes is already committed.
+    /// describes is already committed. The entry's own commit is not synced (see
+    /// [`Database::write_unsynced`]): the next synced write carries it to disk.
     pub fn record(&self, entry: &Entry) {
-        let outcome = self.db.write(|transaction| {
+        let outcome = self.db.write_unsynced(|transaction| {
             transaction.execute(
                 "INSERT INTO activity (at, action, outcome, target, detail, user_agent)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -171,6 +171,30 @@ impl Database {
         })
     }
 
+    /// Runs `work` in a write transaction whose commit is not synced to disk before this
+    /// returns: it reaches the disk with the next synced commit of any connection (which syncs
+    /// the whole WAL) or the next checkpoint. For records that describe writes rather than
+    /// being acknowledged writes themselves (the activity log): a process crash loses nothing,
+    /// a power loss at worst the latest entries, and each write request pays one fsync, not two.
+    pub fn write_unsynced<T>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.with(|connection| {
+            connection.pragma_update(None, "synchronous", "NORMAL")?;
+            let outcome = (|| {
+                let transaction =
+                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let value = work(&transaction)?;
+                transaction.commit()?;
+                Ok(value)
+            })();
+            // Back to FULL before the connection returns to the pool, whatever happened.
+            connection.pragma_update(None, "synchronous", "FULL")?;
+            outcome
+        })
+    }
+
     /// Runs `work` in a read transaction: every query in it sees the same snapshot.
     pub fn read<T>(
         &self,
