@@ -162,13 +162,7 @@ impl Database {
         &self,
         work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        self.with(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = work(&transaction)?;
-            transaction.commit()?;
-            Ok(value)
-        })
+        self.with(|connection| commit(connection, work))
     }
 
     /// Runs `work` in a write transaction whose commit is not synced to disk before this
@@ -182,13 +176,7 @@ impl Database {
     ) -> rusqlite::Result<T> {
         self.with(|connection| {
             connection.pragma_update(None, "synchronous", "NORMAL")?;
-            let outcome = (|| {
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let value = work(&transaction)?;
-                transaction.commit()?;
-                Ok(value)
-            })();
+            let outcome = commit(connection, work);
             // Back to FULL before the connection returns to the pool, whatever happened.
             connection.pragma_update(None, "synchronous", "FULL")?;
             outcome
@@ -206,6 +194,17 @@ impl Database {
             work(&transaction)
         })
     }
+}
+
+/// Runs `work` in a write transaction on this connection and commits it.
+fn commit<T>(
+    connection: &mut Connection,
+    work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = work(&transaction)?;
+    transaction.commit()?;
+    Ok(value)
 }
 
 fn open_connection(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> {

@@ -181,14 +181,7 @@ impl UserStore for MemoryStore {
             .take(limit as usize)
             .map(|(sequence, user)| (*sequence, user.clone()))
             .collect();
-        let next = match slice.last() {
-            Some((last, _)) if slice.len() == limit as usize => Some(last.to_string()),
-            _ => None,
-        };
-        Ok(ScanPage {
-            users: slice.into_iter().map(|(_, user)| user).collect(),
-            next,
-        })
+        Ok(ScanPage::from_sequenced(slice, limit))
     }
 
     fn create(&self, fields: UserFields) -> StoreResult<User> {

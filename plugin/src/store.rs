@@ -84,6 +84,21 @@ pub struct ScanPage {
     pub next: Option<String>,
 }
 
+impl ScanPage {
+    /// A slice of a pass ordered by a numeric sequence, whose cursor is the last sequence in it.
+    /// A slice shorter than `limit` ends the pass.
+    pub fn from_sequenced(slice: Vec<(u64, User)>, limit: u32) -> ScanPage {
+        let next = match slice.last() {
+            Some((last, _)) if slice.len() == limit as usize => Some(last.to_string()),
+            _ => None,
+        };
+        ScanPage {
+            users: slice.into_iter().map(|(_, user)| user).collect(),
+            next,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The host's users (the WIT `user-store` interface).

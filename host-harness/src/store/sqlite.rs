@@ -231,7 +231,7 @@ impl scim_plugin::UserStore for SqliteStore {
                 StoreError::Unavailable("the scan cursor is not this store's".into())
             })?,
         };
-        let slice: Vec<(i64, User)> = self
+        let slice: Vec<(u64, User)> = self
             .db
             .with(|connection| {
                 let mut statement = connection.prepare_cached(&format!(
@@ -243,14 +243,7 @@ impl scim_plugin::UserStore for SqliteStore {
                 rows.collect()
             })
             .map_err(store_error)?;
-        let next = match slice.last() {
-            Some((last, _)) if slice.len() == limit as usize => Some(last.to_string()),
-            _ => None,
-        };
-        Ok(ScanPage {
-            users: slice.into_iter().map(|(_, user)| user).collect(),
-            next,
-        })
+        Ok(ScanPage::from_sequenced(slice, limit))
     }
 
     fn create(&self, fields: UserFields) -> StoreResult<User> {
