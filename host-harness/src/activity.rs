@@ -39,10 +39,10 @@ impl ActivityLog {
     }
 
     /// Appends an entry. A failure is logged and does not fail the request: the write it
-    /// describes is already committed. The entry's own commit is not synced (see
-    /// [`Database::write_unsynced`]): the next synced write carries it to disk.
+    /// describes is already committed. Under load the entry shares a batch, and its fsync, with
+    /// other writes (see [`Database::write`]).
     pub fn record(&self, entry: &Entry) {
-        let outcome = self.db.write_unsynced(|transaction| {
+        let outcome = self.db.write(|transaction| {
             transaction.execute(
                 "INSERT INTO activity (at, action, outcome, target, detail, user_agent)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

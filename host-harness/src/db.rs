@@ -1,8 +1,10 @@
 //! The SQLite database file that holds the users, the settings and the activity log: its
 //! connections, their pragmas and the schema's migrations.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -94,6 +96,50 @@ pub struct Database {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     busy_timeout: Duration,
+    writer: GroupWriter,
+}
+
+/// Group commit: the writes of concurrent requests share one transaction, each in a savepoint
+/// of its own, and one synced commit acknowledges them all. SQLite has one writer at a time and
+/// `synchronous=FULL` costs an fsync per commit, so committing each request on its own caps
+/// writes at one per fsync; a batch pays that fsync once. No write is acknowledged before the
+/// commit that contains it has returned, so durability is what it was.
+struct GroupWriter {
+    state: Mutex<WriterState>,
+    /// Signalled when a batch has committed (or failed to).
+    batch_done: Condvar,
+    /// Writers that have entered `write` and not yet run their work: while any is on its way,
+    /// the open batch waits for it instead of committing.
+    arriving: AtomicUsize,
+}
+
+/// How a batch ended: committed, or the SQLite error code and message that stopped it.
+type BatchEnd = Result<(), (i32, String)>;
+
+#[derive(Default)]
+struct WriterState {
+    /// The one connection that writes, opened on first use.
+    connection: Option<Connection>,
+    /// The batch whose transaction is open, if one is.
+    open: Option<u64>,
+    /// Writers whose work is in the open batch, waiting for its commit.
+    members: usize,
+    next_batch: u64,
+    /// Batches are opened and finished in order: every batch below this one has finished.
+    finished_below: u64,
+    /// How each finished batch ended, while some of its writers have yet to read it.
+    finished: HashMap<u64, (BatchEnd, usize)>,
+}
+
+impl WriterState {
+    /// Records how the open batch ended, for the writers waiting on it.
+    fn finish(&mut self, batch: u64, ended: BatchEnd) {
+        let members = std::mem::take(&mut self.members);
+        if members > 0 {
+            self.finished.insert(batch, (ended, members));
+        }
+        self.finished_below = batch + 1;
+    }
 }
 
 impl Database {
@@ -115,6 +161,11 @@ impl Database {
             path: path.to_path_buf(),
             idle: Mutex::new(vec![connection]),
             busy_timeout,
+            writer: GroupWriter {
+                state: Mutex::new(WriterState::default()),
+                batch_done: Condvar::new(),
+                arriving: AtomicUsize::new(0),
+            },
         }))
     }
 
@@ -155,32 +206,96 @@ impl Database {
         outcome
     }
 
-    /// Runs `work` in a write transaction, committed before this returns. `BEGIN IMMEDIATE`
-    /// takes the write lock up front, so that the busy timeout applies to it: a read that later
-    /// upgrades to a write could fail at once with SQLITE_BUSY in WAL mode.
+    /// Runs `work` as a write, committed (and synced) before this returns: in a savepoint of
+    /// the open batch, which commits once no other writer is on its way to join it. If `work`
+    /// fails, its savepoint is rolled back and the rest of the batch is untouched. `BEGIN
+    /// IMMEDIATE` takes the write lock up front, so that the busy timeout applies to it.
     pub fn write<T>(
         &self,
-        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        self.with(|connection| commit(connection, work))
+        let writer = &self.writer;
+        writer.arriving.fetch_add(1, Ordering::SeqCst);
+        let mut state = lock(&writer.state);
+        let outcome = self.run_in_batch(&mut state, work);
+        writer.arriving.fetch_sub(1, Ordering::SeqCst);
+
+        if outcome.is_ok() {
+            state.members += 1;
+        }
+        let batch = state.open;
+        if writer.arriving.load(Ordering::SeqCst) == 0 {
+            commit_batch(&mut state);
+            writer.batch_done.notify_all();
+        }
+
+        // Every writer that took part waits for the batch, a failed one too: its caller may
+        // read again and retry, and must then see what the batch committed.
+        let Some(batch) = batch else {
+            return outcome;
+        };
+        while state.finished_below <= batch {
+            state = writer
+                .batch_done
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        let value = outcome?;
+        let committed = match state.finished.get_mut(&batch) {
+            Some((committed, unread)) => {
+                let committed = committed.clone();
+                *unread = unread.saturating_sub(1);
+                if *unread == 0 {
+                    state.finished.remove(&batch);
+                }
+                committed
+            }
+            None => Ok(()),
+        };
+        committed.map(|()| value).map_err(|(code, message)| {
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some(message))
+        })
     }
 
-    /// Runs `work` in a write transaction whose commit is not synced to disk before this
-    /// returns: it reaches the disk with the next synced commit of any connection (which syncs
-    /// the whole WAL) or the next checkpoint. For records that describe writes rather than
-    /// being acknowledged writes themselves (the activity log): a process crash loses nothing,
-    /// a power loss at worst the latest entries, and each write request pays one fsync, not two.
-    pub fn write_unsynced<T>(
+    /// Runs `work` in a savepoint of the open batch, opening one if none is.
+    fn run_in_batch<T>(
         &self,
-        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+        state: &mut WriterState,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        self.with(|connection| {
-            connection.pragma_update(None, "synchronous", "NORMAL")?;
-            let outcome = commit(connection, work);
-            // Back to FULL before the connection returns to the pool, whatever happened.
-            connection.pragma_update(None, "synchronous", "FULL")?;
-            outcome
-        })
+        if state.connection.is_none() {
+            state.connection = Some(connect(&self.path, self.busy_timeout)?);
+        }
+        let Some(connection) = state.connection.as_ref() else {
+            return Err(rusqlite::Error::InvalidQuery);
+        };
+        if state.open.is_none() {
+            connection.execute_batch("BEGIN IMMEDIATE")?;
+            state.open = Some(state.next_batch);
+            state.next_batch += 1;
+        }
+        connection.execute_batch("SAVEPOINT request")?;
+        match work(connection) {
+            Ok(value) => {
+                connection.execute_batch("RELEASE request")?;
+                Ok(value)
+            }
+            Err(error) => {
+                // Undo this writer's part only; the savepoint's own failure would leave the
+                // batch in doubt, so it fails the batch's commit instead.
+                if connection
+                    .execute_batch("ROLLBACK TO request; RELEASE request")
+                    .is_err()
+                {
+                    let _ = connection.execute_batch("ROLLBACK");
+                    if let Some(batch) = state.open.take() {
+                        let ended = Err((rusqlite::ffi::SQLITE_ERROR, "rolled back".into()));
+                        state.finish(batch, ended);
+                    }
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Runs `work` in a read transaction: every query in it sees the same snapshot.
@@ -196,15 +311,29 @@ impl Database {
     }
 }
 
-/// Runs `work` in a write transaction on this connection and commits it.
-fn commit<T>(
-    connection: &mut Connection,
-    work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let value = work(&transaction)?;
-    transaction.commit()?;
-    Ok(value)
+/// Commits the open batch, if there is one, and records how it ended for its writers.
+fn commit_batch(state: &mut WriterState) {
+    let Some(batch) = state.open.take() else {
+        return;
+    };
+    let ended = match state.connection.as_ref() {
+        Some(connection) => connection.execute_batch("COMMIT").map_err(|error| {
+            let _ = connection.execute_batch("ROLLBACK");
+            let code = match &error {
+                rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
+                _ => rusqlite::ffi::SQLITE_ERROR,
+            };
+            (code, error.to_string())
+        }),
+        None => Err((rusqlite::ffi::SQLITE_ERROR, "no write connection".into())),
+    };
+    state.finish(batch, ended);
+}
+
+fn lock(state: &Mutex<WriterState>) -> MutexGuard<'_, WriterState> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn open_connection(path: &Path, busy_timeout: Duration) -> anyhow::Result<Connection> {
