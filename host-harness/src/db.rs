@@ -405,3 +405,43 @@ pub fn unique_violation(error: &rusqlite::Error) -> Option<&str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_writes_all_commit_and_a_failed_one_leaves_the_batch_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("group.db")).unwrap();
+        db.write(|c| c.execute_batch("CREATE TABLE t (n INTEGER NOT NULL UNIQUE)"))
+            .unwrap();
+
+        let threads: Vec<_> = (0..8)
+            .map(|thread| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    for n in 0..50 {
+                        let value = thread * 1000 + n;
+                        db.write(|c| c.execute("INSERT INTO t (n) VALUES (?1)", [value]))
+                            .unwrap();
+                        // A duplicate fails in its own savepoint and takes nothing else with it.
+                        let duplicate =
+                            db.write(|c| c.execute("INSERT INTO t (n) VALUES (?1)", [value]));
+                        assert!(unique_violation(&duplicate.unwrap_err()).is_some());
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+
+        // What every writer was told is committed is visible to a fresh connection.
+        let other = db.dedicated_connection().unwrap();
+        let count: i64 = other
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 400);
+    }
+}
