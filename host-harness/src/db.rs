@@ -275,7 +275,17 @@ impl Database {
             state.next_batch += 1;
         }
         connection.execute_batch("SAVEPOINT request")?;
-        match work(connection) {
+        // A panic in `work` (a bug) must neither leave its half-done savepoint in the batch nor
+        // strand the writers waiting on the batch: it becomes this write's error, and the
+        // savepoint is rolled back below like any failed write's.
+        let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(connection)))
+            .unwrap_or_else(|_| {
+                Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                    Some("a store write panicked".into()),
+                ))
+            });
+        match worked {
             Ok(value) => {
                 connection.execute_batch("RELEASE request")?;
                 Ok(value)
@@ -443,5 +453,29 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(count, 400);
+    }
+
+    #[test]
+    fn a_write_that_panics_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("panic.db")).unwrap();
+        db.write(|c| c.execute_batch("CREATE TABLE t (n INTEGER)"))
+            .unwrap();
+        let failed = db.write(|c| -> rusqlite::Result<()> {
+            c.execute("INSERT INTO t (n) VALUES (1)", [])?;
+            panic!("a bug in a store write");
+        });
+        assert!(failed.is_err());
+        db.write(|c| c.execute("INSERT INTO t (n) VALUES (2)", []))
+            .unwrap();
+        let other = db.dedicated_connection().unwrap();
+        let rows: Vec<i64> = other
+            .prepare("SELECT n FROM t")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [2]);
     }
 }
