@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
-use rusqlite::params;
+use rusqlite::{Connection, params};
 
 use crate::db::Database;
 use crate::store::{
@@ -38,24 +38,11 @@ impl ActivityLog {
         ActivityLog { db }
     }
 
-    /// Appends an entry. A failure is logged and does not fail the request: the write it
-    /// describes is already committed. Under load the entry shares a batch, and its fsync, with
-    /// other writes (see [`Database::write`]).
+    /// Appends an entry on its own, for what is not a store's change (a refusal, the command
+    /// line's actions). A failure is logged and does not fail the request. Under load the entry
+    /// shares a batch, and its fsync, with other writes (see [`Database::write`]).
     pub fn record(&self, entry: &Entry) {
-        let outcome = self.db.write(|transaction| {
-            transaction.execute(
-                "INSERT INTO activity (at, action, outcome, target, detail, user_agent)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    entry.at,
-                    entry.action,
-                    entry.outcome,
-                    entry.target,
-                    entry.detail,
-                    entry.user_agent
-                ],
-            )
-        });
+        let outcome = self.db.write(|connection| insert(connection, entry));
         if let Err(error) = outcome {
             tracing::error!(error = %error, action = %entry.action, "recording activity failed");
         }
@@ -85,10 +72,61 @@ impl ActivityLog {
     }
 }
 
-/// One request's view of the store: every write it makes, and every refusal of the host's
-/// policy, goes to the activity log with the client's User-Agent.
+/// Describes a creation from the user created.
+pub type CreateEntry<'a> = &'a dyn Fn(&User) -> Entry;
+/// Describes an update from the user before and after it.
+pub type UpdateEntry<'a> = &'a dyn Fn(&User, &User) -> Entry;
+/// Describes a deletion from the user before it and, where the host suspends instead of
+/// deleting, the suspended user it kept.
+pub type DeleteEntry<'a> = &'a dyn Fn(&User, Option<&User>) -> Entry;
+
+/// A store that commits each change's activity entry in the change's own transaction: the log
+/// then holds every committed change and nothing that was rolled back, even across a `kill -9`,
+/// and a change waits for one commit, not two.
+///
+/// Each `entry` function describes the change from the users it wrote, and runs inside the
+/// transaction, after the change and before the commit.
+pub trait JournaledStore: UserStore {
+    /// [`scim_plugin::UserStore::create`], with `entry(created)` logged.
+    fn create_journaled(&self, fields: UserFields, entry: CreateEntry<'_>) -> StoreResult<User>;
+
+    /// [`scim_plugin::UserStore::update`], with `entry(before, after)` logged.
+    fn update_journaled(
+        &self,
+        id: &str,
+        expected_version: u64,
+        fields: UserFields,
+        entry: UpdateEntry<'_>,
+    ) -> StoreResult<User>;
+
+    /// [`scim_plugin::UserStore::delete`], with `entry(before, kept)` logged: `kept` is the
+    /// suspended user where the host's policy suspends instead of deleting.
+    fn delete_journaled(&self, id: &str, entry: DeleteEntry<'_>) -> StoreResult<Option<User>>;
+}
+
+/// Appends `entry` to the log in `connection`'s open transaction.
+pub fn insert(connection: &Connection, entry: &Entry) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO activity (at, action, outcome, target, detail, user_agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            entry.at,
+            entry.action,
+            entry.outcome,
+            entry.target,
+            entry.detail,
+            entry.user_agent
+        ])?;
+    Ok(())
+}
+
+/// One request's view of the store: every write it makes goes to the activity log with the
+/// client's User-Agent, in the write's own transaction, and every refusal of the host's policy
+/// goes there too.
 pub struct RecordingStore {
-    inner: Arc<dyn UserStore>,
+    inner: Arc<dyn JournaledStore>,
     log: Arc<ActivityLog>,
     user_agent: Option<String>,
     refusal_recorded: AtomicBool,
@@ -96,7 +134,7 @@ pub struct RecordingStore {
 
 impl RecordingStore {
     pub fn new(
-        inner: Arc<dyn UserStore>,
+        inner: Arc<dyn JournaledStore>,
         log: Arc<ActivityLog>,
         user_agent: Option<String>,
     ) -> RecordingStore {
@@ -114,29 +152,43 @@ impl RecordingStore {
         self.refusal_recorded.load(Ordering::Relaxed)
     }
 
-    fn record<T>(&self, action: &str, target: String, outcome: &StoreResult<T>) {
-        let (outcome, detail) = match outcome {
-            Ok(_) => ("ok", None),
-            Err(StoreError::Refused(reason)) => {
-                self.refusal_recorded.store(true, Ordering::Relaxed);
-                tracing::warn!(
-                    action,
-                    target = %target,
-                    reason = %reason,
-                    "the host's policy refused a SCIM write"
-                );
-                ("refused", Some(reason.clone()))
-            }
-            // Conflicts, races and a busy store are the protocol's answers, logged by the
-            // HTTP layer from the status they become.
-            Err(_) => return,
+    /// The entry of a change that went through.
+    fn done(&self, action: &str, target: String) -> Entry {
+        Entry {
+            at: now_millis(),
+            action: action.to_string(),
+            outcome: "ok".to_string(),
+            target: Some(target),
+            detail: None,
+            user_agent: self.user_agent.clone(),
+        }
+    }
+
+    /// Logs a change that the host's policy refused: `describe` names the action and its
+    /// target, and runs only then. Other failures (conflicts, races, a busy store) are the
+    /// protocol's answers, logged by the HTTP layer from the status they become.
+    fn record_refusal<T>(
+        &self,
+        outcome: &StoreResult<T>,
+        describe: impl FnOnce() -> (&'static str, String),
+    ) {
+        let Err(StoreError::Refused(reason)) = outcome else {
+            return;
         };
+        let (action, target) = describe();
+        self.refusal_recorded.store(true, Ordering::Relaxed);
+        tracing::warn!(
+            action,
+            target = %target,
+            reason = %reason,
+            "the host's policy refused a SCIM write"
+        );
         self.log.record(&Entry {
             at: now_millis(),
             action: action.to_string(),
-            outcome: outcome.to_string(),
+            outcome: "refused".to_string(),
             target: Some(target),
-            detail,
+            detail: Some(reason.clone()),
             user_agent: self.user_agent.clone(),
         });
     }
@@ -174,39 +226,55 @@ impl scim_plugin::UserStore for RecordingStore {
 
     fn create(&self, fields: UserFields) -> StoreResult<User> {
         let user_name = fields.user_name.clone();
-        let outcome = self.inner.create(fields);
-        let target = match &outcome {
-            Ok(user) => describe(user),
-            Err(_) => user_name,
-        };
-        self.record("create", target, &outcome);
+        let outcome = self
+            .inner
+            .create_journaled(fields, &|user| self.done("create", describe(user)));
+        self.record_refusal(&outcome, || ("create", user_name));
         outcome
     }
 
     fn update(&self, id: &str, expected_version: u64, fields: UserFields) -> StoreResult<User> {
-        // The state before, to tell a suspension or a restoration from another change.
-        let was_active = self.inner.get(id).ok().flatten().map(|user| user.active);
-        let action = match (was_active, fields.active) {
-            (Some(true), false) => "suspend",
-            (Some(false), true) => "restore",
-            _ => "update",
-        };
-        let target = format!("{} ({id})", fields.user_name);
-        let outcome = self.inner.update(id, expected_version, fields);
-        self.record(action, target, &outcome);
+        let user_name = fields.user_name.clone();
+        let suspending = !fields.active;
+        let outcome =
+            self.inner
+                .update_journaled(id, expected_version, fields, &|before, after| {
+                    self.done(change(before, after.active), describe(after))
+                });
+        self.record_refusal(&outcome, || {
+            // A refused change left the user as it was.
+            let action = match self.inner.get(id) {
+                Ok(Some(before)) => change(&before, !suspending),
+                _ => "update",
+            };
+            (action, format!("{user_name} ({id})"))
+        });
         outcome
     }
 
     fn delete(&self, id: &str) -> StoreResult<Option<User>> {
-        let before = self.inner.get(id).ok().flatten();
-        let target = before.as_ref().map_or_else(|| id.to_string(), describe);
-        let outcome = self.inner.delete(id);
-        // Where the host suspends instead of deleting, the user comes back.
-        let action = match &outcome {
-            Ok(Some(_)) => "suspend",
-            _ => "delete",
-        };
-        self.record(action, target, &outcome);
+        let outcome = self.inner.delete_journaled(id, &|before, kept| {
+            // Where the host suspends instead of deleting, the user stays.
+            let action = if kept.is_some() { "suspend" } else { "delete" };
+            self.done(action, describe(before))
+        });
+        self.record_refusal(&outcome, || {
+            let target = match self.inner.get(id) {
+                Ok(Some(user)) => describe(&user),
+                _ => id.to_string(),
+            };
+            ("delete", target)
+        });
         outcome
+    }
+}
+
+/// What an update of `before` that leaves it `active` or not is: a suspension, a restoration,
+/// or another change.
+fn change(before: &User, active: bool) -> &'static str {
+    match (before.active, active) {
+        (true, false) => "suspend",
+        (false, true) => "restore",
+        _ => "update",
     }
 }

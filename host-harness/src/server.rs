@@ -19,9 +19,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::PluginHost;
-use crate::activity::{ActivityLog, Entry, RecordingStore};
+use crate::activity::{ActivityLog, Entry, JournaledStore, RecordingStore};
 use crate::settings::SettingsSource;
-use crate::store::{UserStore, now_millis};
+use crate::store::now_millis;
 
 /// Where SCIM is served; everything else is a 404.
 pub const BASE_PATH: &str = "/scim/v2";
@@ -48,7 +48,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 /// What serving needs: the component, the host's users and settings, and the activity log.
 pub struct Service {
     host: Arc<PluginHost>,
-    store: Arc<dyn UserStore>,
+    store: Arc<dyn JournaledStore>,
     settings: Arc<dyn SettingsSource>,
     activity: Arc<ActivityLog>,
     max_body_bytes: usize,
@@ -61,7 +61,7 @@ pub struct Service {
 impl Service {
     pub fn new(
         host: Arc<PluginHost>,
-        store: Arc<dyn UserStore>,
+        store: Arc<dyn JournaledStore>,
         settings: Arc<dyn SettingsSource>,
         activity: Arc<ActivityLog>,
         max_body_bytes: usize,

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::{ScanPage, StoreError, StoreResult, User, UserFields, UserPage, now_millis};
+use crate::activity::{self, CreateEntry, DeleteEntry, UpdateEntry};
 use crate::db::{self, Database};
 use crate::settings::sqlite::read_policies;
 use crate::settings::{DeleteAction, Policies};
@@ -99,7 +100,7 @@ impl SqliteStore {
             active: true,
             external_id: None,
         };
-        match self.insert(fields, role, false) {
+        match self.insert(fields, role, false, None) {
             Ok(user) => Ok(user),
             Err(StoreError::Conflict(_)) => anyhow::bail!("a user with the email {email} exists"),
             Err(error) => Err(anyhow::anyhow!("{error:?}")).context("adding the user"),
@@ -123,12 +124,22 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn insert(&self, fields: UserFields, role: Role, invited: bool) -> StoreResult<User> {
+    fn insert(
+        &self,
+        fields: UserFields,
+        role: Role,
+        invited: bool,
+        entry: Option<CreateEntry<'_>>,
+    ) -> StoreResult<User> {
         let user = new_user(fields, now_millis());
         self.db
             .write(|transaction| {
                 let mut statement = transaction.prepare_cached(INSERT_USER)?;
-                insert_params(&mut statement, &user, role, invited)
+                insert_params(&mut statement, &user, role, invited)?;
+                if let Some(entry) = entry {
+                    activity::insert(transaction, &entry(&user))?;
+                }
+                Ok(())
             })
             .map_err(store_error)?;
         Ok(user)
@@ -247,11 +258,56 @@ impl scim_plugin::UserStore for SqliteStore {
     }
 
     fn create(&self, fields: UserFields) -> StoreResult<User> {
-        // A user that SCIM creates is invited: its owner has not set up their account yet.
-        self.insert(fields, Role::User, true)
+        self.create_with_entry(fields, None)
     }
 
     fn update(&self, id: &str, expected_version: u64, fields: UserFields) -> StoreResult<User> {
+        self.update_with_entry(id, expected_version, fields, None)
+    }
+
+    fn delete(&self, id: &str) -> StoreResult<Option<User>> {
+        self.delete_with_entry(id, None)
+    }
+}
+
+impl activity::JournaledStore for SqliteStore {
+    fn create_journaled(&self, fields: UserFields, entry: CreateEntry<'_>) -> StoreResult<User> {
+        self.create_with_entry(fields, Some(entry))
+    }
+
+    fn update_journaled(
+        &self,
+        id: &str,
+        expected_version: u64,
+        fields: UserFields,
+        entry: UpdateEntry<'_>,
+    ) -> StoreResult<User> {
+        self.update_with_entry(id, expected_version, fields, Some(entry))
+    }
+
+    fn delete_journaled(&self, id: &str, entry: DeleteEntry<'_>) -> StoreResult<Option<User>> {
+        self.delete_with_entry(id, Some(entry))
+    }
+}
+
+/// The writes, each with its activity entry in its transaction where one is given.
+impl SqliteStore {
+    fn create_with_entry(
+        &self,
+        fields: UserFields,
+        entry: Option<CreateEntry<'_>>,
+    ) -> StoreResult<User> {
+        // A user that SCIM creates is invited: its owner has not set up their account yet.
+        self.insert(fields, Role::User, true, entry)
+    }
+
+    fn update_with_entry(
+        &self,
+        id: &str,
+        expected_version: u64,
+        fields: UserFields,
+        entry: Option<UpdateEntry<'_>>,
+    ) -> StoreResult<User> {
         self.db
             .write(|transaction| {
                 let Some(current) = current(transaction, id)? else {
@@ -295,7 +351,7 @@ impl scim_plugin::UserStore for SqliteStore {
                 if changed == 0 {
                     return Ok(Err(StoreError::VersionMismatch));
                 }
-                Ok(Ok(User {
+                let updated = User {
                     user_name: fields.user_name,
                     given_name: fields.given_name,
                     family_name: fields.family_name,
@@ -303,13 +359,21 @@ impl scim_plugin::UserStore for SqliteStore {
                     external_id: fields.external_id,
                     modified,
                     version: expected_version + 1,
-                    ..current.user
-                }))
+                    ..current.user.clone()
+                };
+                if let Some(entry) = entry {
+                    activity::insert(transaction, &entry(&current.user, &updated))?;
+                }
+                Ok(Ok(updated))
             })
             .map_err(store_error)?
     }
 
-    fn delete(&self, id: &str) -> StoreResult<Option<User>> {
+    fn delete_with_entry(
+        &self,
+        id: &str,
+        entry: Option<DeleteEntry<'_>>,
+    ) -> StoreResult<Option<User>> {
         self.db
             .write(|transaction| {
                 let Some(current) = current(transaction, id)? else {
@@ -319,12 +383,12 @@ impl scim_plugin::UserStore for SqliteStore {
                 if let Some(reason) = admin_refusal(transaction, &current, &policies)? {
                     return Ok(Err(StoreError::Refused(reason.into())));
                 }
-                match policies.delete_action {
+                let kept = match policies.delete_action {
                     DeleteAction::Delete => {
                         transaction.execute("DELETE FROM users WHERE id = ?1", [id])?;
-                        Ok(Ok(None))
+                        None
                     }
-                    DeleteAction::Suspend if !current.user.active => Ok(Ok(Some(current.user))),
+                    DeleteAction::Suspend if !current.user.active => Some(current.user.clone()),
                     DeleteAction::Suspend => {
                         let modified = now_millis().max(current.user.modified);
                         transaction.execute(
@@ -332,15 +396,18 @@ impl scim_plugin::UserStore for SqliteStore {
                              WHERE id = ?2",
                             params![modified, id],
                         )?;
-                        let user = current.user;
-                        Ok(Ok(Some(User {
+                        Some(User {
                             active: false,
                             modified,
-                            version: user.version + 1,
-                            ..user
-                        })))
+                            version: current.user.version + 1,
+                            ..current.user.clone()
+                        })
                     }
+                };
+                if let Some(entry) = entry {
+                    activity::insert(transaction, &entry(&current.user, kept.as_ref()))?;
                 }
+                Ok(Ok(kept))
             })
             .map_err(store_error)?
     }
@@ -668,6 +735,64 @@ mod tests {
         let page = store.page(2, 3).unwrap();
         assert_eq!(page.users, kept[2..5].to_vec());
         assert_eq!(page.total, 6);
+    }
+
+    #[test]
+    fn journaled_writes_log_exactly_the_committed_changes() {
+        use crate::activity::{ActivityLog, Entry, JournaledStore as _};
+
+        let (_dir, store) = store();
+        let log = ActivityLog::new(store.db.clone());
+        let entry = |action: &str, user: &User| Entry {
+            at: 1,
+            action: action.into(),
+            outcome: "ok".into(),
+            target: Some(user.user_name.clone()),
+            detail: None,
+            user_agent: None,
+        };
+
+        let alice = store
+            .create_journaled(fields("alice@example.com"), &|user| entry("create", user))
+            .unwrap();
+        let taken =
+            store.create_journaled(fields("ALICE@example.com"), &|user| entry("create", user));
+        assert!(matches!(taken, Err(StoreError::Conflict(_))));
+        let suspended_alice = store
+            .update_journaled(&alice.id, 1, suspended(&alice), &|before, after| {
+                assert!(before.active && !after.active);
+                entry("suspend", after)
+            })
+            .unwrap();
+        let stale = store.update_journaled(&alice.id, 1, alice.fields(), &|_, after| {
+            entry("restore", after)
+        });
+        assert_eq!(stale, Err(StoreError::VersionMismatch));
+        set_delete_action(&store.db, DeleteAction::Suspend).unwrap();
+        let kept = store
+            .delete_journaled(&alice.id, &|before, kept| {
+                assert_eq!(kept, Some(before));
+                entry("suspend", before)
+            })
+            .unwrap();
+        assert_eq!(kept, Some(suspended_alice));
+
+        let logged: Vec<(String, Option<String>)> = log
+            .recent(10)
+            .unwrap()
+            .into_iter()
+            .rev()
+            .map(|entry| (entry.action, entry.target))
+            .collect();
+        let alice_name = Some("alice@example.com".to_string());
+        assert_eq!(
+            logged,
+            [
+                ("create".to_string(), alice_name.clone()),
+                ("suspend".to_string(), alice_name.clone()),
+                ("suspend".to_string(), alice_name),
+            ]
+        );
     }
 
     #[test]
