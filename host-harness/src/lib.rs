@@ -11,6 +11,7 @@ pub mod cache;
 pub mod component;
 pub mod conformance;
 pub mod db;
+pub mod rate_limit;
 pub mod server;
 pub mod settings;
 pub mod store;

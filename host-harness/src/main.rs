@@ -2,6 +2,7 @@
 //! its activity log in the SQLite file the server uses (changes apply to a running server).
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,6 +151,9 @@ enum Setting {
     },
     /// The public URL of the SCIM base, used in `Location` and `meta.location`.
     BaseUrl { url: String },
+    /// The requests a second each token may make (0: no limit); past it, 429 with
+    /// Retry-After, which Entra ID and Okta honour.
+    RateLimit { per_second: u32 },
 }
 
 #[derive(Subcommand)]
@@ -399,6 +403,13 @@ fn settings(db_path: &Path, command: SettingsCommand) -> anyhow::Result<()> {
                 stored::set_base_url(&db, &url)?;
                 println!("base-url: {}", shown_base_url(&db)?);
             }
+            Setting::RateLimit { per_second } => {
+                stored::set_rate_limit(&db, per_second)?;
+                println!(
+                    "rate-limit: {}",
+                    shown_rate_limit(NonZeroU32::new(per_second))
+                );
+            }
         },
     }
     Ok(())
@@ -415,6 +426,13 @@ fn shown_base_url(db: &Database) -> anyhow::Result<String> {
         .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}{BASE_PATH}")))
 }
 
+fn shown_rate_limit(per_second: Option<NonZeroU32>) -> String {
+    match per_second {
+        Some(limit) => format!("{limit}/s per token"),
+        None => "none".to_string(),
+    }
+}
+
 fn show_settings(db: &Database) -> anyhow::Result<()> {
     let settings = stored::load(db)?;
     println!("enabled: {}", settings.enabled);
@@ -427,6 +445,7 @@ fn show_settings(db: &Database) -> anyhow::Result<()> {
         settings.policies.delete_action.as_str()
     );
     println!("protect-admins: {}", settings.policies.protect_admins);
+    println!("rate-limit: {}", shown_rate_limit(settings.rate_limit));
     if settings.tokens.is_empty() {
         println!("tokens: none");
     }

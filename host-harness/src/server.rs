@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::PluginHost;
 use crate::activity::{ActivityLog, Entry, JournaledStore, RecordingStore};
+use crate::rate_limit::{self, RateLimiter};
 use crate::settings::SettingsSource;
 use crate::store::now_millis;
 
@@ -56,6 +57,7 @@ pub struct Service {
     /// One permit per instance the engine's pool holds: a request past that many waits for a
     /// slot instead of failing to instantiate.
     instance_slots: Arc<Semaphore>,
+    rate_limiter: RateLimiter,
 }
 
 impl Service {
@@ -75,6 +77,7 @@ impl Service {
             max_body_bytes,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             instance_slots: Arc::new(Semaphore::new(slots)),
+            rate_limiter: RateLimiter::default(),
         }
     }
 
@@ -173,6 +176,10 @@ impl Service {
             body,
         };
 
+        if let Err(refusal) = self.within_rate_limit(&request) {
+            return refusal.into();
+        }
+
         let Ok(slot) = self.instance_slots.clone().acquire_owned().await else {
             return ScimError::unavailable("the server is shutting down").into();
         };
@@ -188,6 +195,33 @@ impl Service {
             tracing::error!(error = %error, "the request's task failed");
             ScimError::new(500, "the request could not be completed").into()
         })
+    }
+
+    /// Takes the request from its token's rate limit, if one is set. Only a valid token counts:
+    /// the component answers any other with 401, and keying on whatever a client sends would
+    /// let it grow the limiter without bound.
+    fn within_rate_limit(&self, request: &Request) -> Result<(), ScimError> {
+        let Some(per_second) = self.settings.rate_limit() else {
+            return Ok(());
+        };
+        let settings = self.settings.current();
+        let presented = scim_plugin::auth::presented_token(request, &settings)
+            .ok()
+            .and_then(|index| settings.tokens.get(index));
+        let Some(token) = presented else {
+            return Ok(());
+        };
+        self.rate_limiter
+            .admit(&token.digest, per_second, Instant::now())
+            .map_err(|wait| ScimError {
+                retry_after: Some(rate_limit::retry_after_seconds(wait)),
+                ..ScimError::new(
+                    429,
+                    format!(
+                        "too many requests for this token (limit: {per_second}/s); retry later"
+                    ),
+                )
+            })
     }
 
     /// Runs the component on this thread, with a store that records the request's writes.

@@ -1,5 +1,6 @@
 //! The administrator's settings behind the component's `settings` import.
 
+use std::num::NonZeroU32;
 use std::sync::RwLock;
 
 pub use scim_plugin::{Settings, Token};
@@ -64,6 +65,12 @@ impl Default for Policies {
 /// the next request without a restart.
 pub trait SettingsSource: Send + Sync {
     fn current(&self) -> Settings;
+
+    /// The host's own limit on the requests each token may make per second, if one is set
+    /// (see [`crate::rate_limit`]). The component never sees it.
+    fn rate_limit(&self) -> Option<NonZeroU32> {
+        None
+    }
 }
 
 /// Settings held in memory, changeable while requests are served.

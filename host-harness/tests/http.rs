@@ -91,6 +91,34 @@ fn token_rotation_and_disable_apply_to_a_running_server() {
 }
 
 #[test]
+fn a_token_past_its_rate_limit_gets_429_with_retry_after_until_lifted() {
+    let (_dir, db) = temp_db();
+    let token = enable(&db);
+    let server = TestServer::start(&db);
+    let config = "/scim/v2/ServiceProviderConfig";
+    let set = cli(&db, &["settings", "set", "rate-limit", "1"]);
+    assert_eq!(line_value(&set, "rate-limit"), "1/s per token");
+
+    // One request a second: the first passes, the one right after it must wait.
+    assert_eq!(server.send("GET", config, Some(&token), None).status, 200);
+    let refused = server.send("GET", config, Some(&token), None);
+    let error = refused.assert_scim_error(429);
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    assert!(error["detail"].as_str().unwrap().contains("limit: 1/s"));
+    // Only valid tokens are counted; a wrong one still gets its 401.
+    server
+        .send("GET", config, Some("scim_wrong"), None)
+        .assert_scim_error(401);
+
+    cli(&db, &["settings", "set", "rate-limit", "0"]);
+    assert_eq!(
+        line_value(&cli(&db, &["settings", "show"]), "rate-limit"),
+        "none"
+    );
+    assert_eq!(server.send("GET", config, Some(&token), None).status, 200);
+}
+
+#[test]
 fn settings_show_never_prints_the_token() {
     let (_dir, db) = temp_db();
     let token = line_value(&cli(&db, &["settings", "enable"]), "token");

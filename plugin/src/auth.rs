@@ -24,6 +24,15 @@ pub fn authenticate(request: &Request, settings: &Settings) -> Result<(), ScimEr
         ));
     }
 
+    presented_token(request, settings).map(|_| ())
+}
+
+/// Which of the host's tokens the request presents: the index in `settings.tokens` of the
+/// unexpired token whose digest matches the one `Authorization: Bearer` header. A host keys
+/// per-token state (a rate limit) by it.
+///
+/// Every stored digest is compared, in constant time, whatever the outcome.
+pub fn presented_token(request: &Request, settings: &Settings) -> Result<usize, ScimError> {
     let mut authorizations = request
         .headers
         .iter()
@@ -43,17 +52,14 @@ pub fn authenticate(request: &Request, settings: &Settings) -> Result<(), ScimEr
     };
 
     let presented = token_digest(token);
-    let mut valid = false;
-    for stored in &settings.tokens {
+    let mut matched = None;
+    for (index, stored) in settings.tokens.iter().enumerate() {
         let unexpired = stored.expires_at.is_none_or(|at| settings.now < at);
-        valid |= constant_time_eq(&presented, &stored.digest) & unexpired;
+        if constant_time_eq(&presented, &stored.digest) & unexpired {
+            matched = Some(index);
+        }
     }
-
-    if valid {
-        Ok(())
-    } else {
-        Err(invalid_token("the bearer token is not valid"))
-    }
+    matched.ok_or_else(|| invalid_token("the bearer token is not valid"))
 }
 
 /// The token of an `Authorization: Bearer …` header; the scheme is case-insensitive.
@@ -149,6 +155,19 @@ mod tests {
             let error = authenticate(&request_with(&headers), &settings).unwrap_err();
             assert_eq!(error.status, 401, "{headers:?}");
         }
+    }
+
+    #[test]
+    fn presented_token_names_the_matching_unexpired_token() {
+        let mut settings = settings_with("old", Some(999));
+        settings.tokens.push(Token {
+            digest: token_digest("new").to_vec(),
+            expires_at: None,
+        });
+        let bearer = |token: &str| request_with(&[("Authorization", &format!("Bearer {token}"))]);
+        assert_eq!(presented_token(&bearer("new"), &settings), Ok(1));
+        assert!(presented_token(&bearer("old"), &settings).is_err());
+        assert!(presented_token(&bearer("other"), &settings).is_err());
     }
 
     #[test]

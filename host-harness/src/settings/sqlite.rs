@@ -1,6 +1,7 @@
 //! The settings kept in the SQLite database: whether SCIM is on, the bearer tokens' digests,
 //! the public base URL and the policy switches, shared by the server and the command line.
 
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ const ENABLED: &str = "enabled";
 const BASE_URL: &str = "base_url";
 const DELETE_ACTION: &str = "delete_action";
 const PROTECT_ADMINS: &str = "protect_admins";
+const RATE_LIMIT: &str = "rate_limit";
 
 /// The settings as stored, for the command line (`settings show`); never a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct StoredSettings {
     /// The configured public base URL; none means the server derives it from its address.
     pub base_url: Option<String>,
     pub policies: Policies,
+    /// Requests a second each token may make; none: no limit.
+    pub rate_limit: Option<NonZeroU32>,
     pub tokens: Vec<TokenRecord>,
 }
 
@@ -58,6 +62,7 @@ pub fn load(db: &Database) -> anyhow::Result<StoredSettings> {
             enabled: value(connection, ENABLED)?.as_deref() == Some("true"),
             base_url: value(connection, BASE_URL)?,
             policies: read_policies(connection)?,
+            rate_limit: read_rate_limit(connection)?,
             tokens: tokens(connection)?,
         })
     })
@@ -112,6 +117,17 @@ pub fn set_protect_admins(db: &Database, protect: bool) -> anyhow::Result<()> {
     let value = if protect { "true" } else { "false" };
     db.write(|transaction| set(transaction, PROTECT_ADMINS, value))
         .context("setting protect-admins")
+}
+
+/// Sets the requests a second each token may make; 0 lifts the limit.
+pub fn set_rate_limit(db: &Database, per_second: u32) -> anyhow::Result<()> {
+    db.write(|transaction| set(transaction, RATE_LIMIT, &per_second.to_string()))
+        .context("setting the rate limit")
+}
+
+/// The rate limit; none when it was never set, or set to 0.
+fn read_rate_limit(connection: &Connection) -> rusqlite::Result<Option<NonZeroU32>> {
+    Ok(value(connection, RATE_LIMIT)?.and_then(|limit| limit.parse().ok()))
 }
 
 /// The policy switches, with their defaults for what was never set.
@@ -214,6 +230,7 @@ struct Cache {
     connection: Connection,
     data_version: Option<i64>,
     settings: Settings,
+    rate_limit: Option<NonZeroU32>,
 }
 
 impl SqliteSettings {
@@ -226,6 +243,7 @@ impl SqliteSettings {
                 connection,
                 data_version: None,
                 settings: Settings::default(),
+                rate_limit: None,
             }),
         })
     }
@@ -263,25 +281,38 @@ impl SqliteSettings {
                 .unwrap_or_else(|| self.default_base_url.clone()),
             now: 0,
         };
+        let rate_limit = read_rate_limit(&transaction)?;
         drop(transaction);
         cache.settings = settings;
+        cache.rate_limit = rate_limit;
         cache.data_version = Some(version);
         Ok(())
     }
 }
 
-impl SettingsSource for SqliteSettings {
-    fn current(&self) -> Settings {
+impl SqliteSettings {
+    /// The cache, brought up to date.
+    fn refreshed(&self) -> MutexGuard<'_, Cache> {
         let mut cache = self.lock();
         if let Err(error) = self.refresh(&mut cache) {
             // The settings last read stay in force: a busy file must not turn SCIM off, and
             // before the first successful read they are the default (SCIM off).
             tracing::error!(error = %error, "reading the SCIM settings failed; the last ones stay");
         }
+        cache
+    }
+}
+
+impl SettingsSource for SqliteSettings {
+    fn current(&self) -> Settings {
         Settings {
             now: now_seconds(),
-            ..cache.settings.clone()
+            ..self.refreshed().settings.clone()
         }
+    }
+
+    fn rate_limit(&self) -> Option<NonZeroU32> {
+        self.refreshed().rate_limit
     }
 }
 
