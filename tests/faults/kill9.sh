@@ -4,7 +4,8 @@
 # Starts `scim-host serve` on a temporary database on 127.0.0.1, runs concurrent create loops
 # against it, kills the server with SIGKILL while they run, restarts it on the same file and
 # checks that every userName answered 201 is listed. Repeats the kill KILL9_ROUNDS times (5 by
-# default), then checks the file with SQLite's integrity check. Prints the counts of each round
+# default), then checks the file with SQLite's integrity check and that the activity log holds
+# exactly one create per user. Prints the counts of each round
 # and a last line `N passed, N failed`; exits non-zero on any loss.
 #
 # Usage: tests/faults/kill9.sh [path/to/scim-host]   (default: target/release/scim-host)
@@ -15,9 +16,10 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 host="$(realpath -m "${1:-$repo/target/release/scim-host}")"
 clients_py="$repo/tests/faults/scim_clients.py"
 rounds="${KILL9_ROUNDS:-5}"
-# Per round: 4 clients of at most 400 creates each, for at most 20 s; the kill comes first.
+# Per round: 4 clients of at most 5,000 creates each, for at most 20 s; the kill comes first
+# (within a second of the first create).
 clients=4
-per_client=400
+per_client=5000
 client_seconds=20
 
 if [[ ! -x "$host" ]]; then
@@ -139,6 +141,26 @@ integrity="$(python3 -c 'import sqlite3, sys
 print(sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])' "$db")"
 echo "integrity check of the database after $rounds kills: $integrity"
 if [[ "$integrity" == ok ]]; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
+
+# Each create's activity entry is committed with it: after the kills, the log names every user
+# created and no create that was rolled back.
+journal="$(python3 -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+users = db.execute("SELECT count(*) FROM users").fetchone()[0]
+logged = db.execute("SELECT count(*) FROM activity WHERE action = ? AND outcome = ?",
+                    ("create", "ok")).fetchone()[0]
+unlogged = db.execute("""SELECT count(*) FROM users u WHERE NOT EXISTS (
+    SELECT 1 FROM activity a WHERE a.action = ? AND a.outcome = ?
+    AND a.target = u.user_name || ? || u.id || ?)""", ("create", "ok", " (", ")")).fetchone()[0]
+print(users, logged, unlogged)' "$db")"
+read -r users_count logged_count unlogged_count <<<"$journal"
+echo "activity log after $rounds kills: $users_count users, $logged_count creates logged," \
+  "$unlogged_count users without their create"
+if [[ "$users_count" -eq "$logged_count" && "$unlogged_count" -eq 0 ]]; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1))
