@@ -1,18 +1,24 @@
 //! Requests recorded from Microsoft Entra ID (Azure AD) and Okta provisioning, replayed against
-//! the component. Each recording holds the request and the answer a compliant server gave; this
-//! product answers the same, except where the password manager's rules say otherwise: an email
-//! change is refused with 400 `mutability`, and groups are not provisioned.
+//! the component, both in-process over the in-memory store and over HTTP to a server on the
+//! SQLite store, as an identity provider reaches `scim-host serve`. Each recording holds the
+//! request and the answer a compliant server gave; this product answers the same, except where
+//! the password manager's rules say otherwise: an email change is refused with 400
+//! `mutability`, and groups are not provisioned.
 //!
 //! The recordings live in the shared conformance material beside the repository
 //! (`../shared/conformance/recorded-idp-requests`).
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use common::{TestServer, enable, temp_db};
 use scim_host::component::shared_embedded;
+use scim_host::db::Database;
 use scim_host::settings::MemorySettings;
-use scim_host::store::MemoryStore;
-use scim_plugin::{Request, Response, UserFields, UserStore as _};
+use scim_host::store::{MemoryStore, SqliteStore};
+use scim_plugin::{Request, User, UserFields, UserStore};
 use serde_json::Value;
 
 const TOKEN: &str = "recorded-idp-token";
@@ -111,31 +117,93 @@ fn changes_email(recording: &Recording) -> bool {
         })
 }
 
-fn send(store: &Arc<MemoryStore>, method: &str, target: &str, body: Option<&Value>) -> Response {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let request = Request {
-        method: method.into(),
-        path: path.into(),
-        query: query.into(),
-        headers: vec![
-            ("Authorization".into(), format!("Bearer {TOKEN}")),
-            ("Content-Type".into(), "application/scim+json".into()),
-        ],
-        body: body
-            .map(|b| serde_json::to_vec(b).unwrap())
-            .unwrap_or_default(),
-    };
-    let host = shared_embedded().unwrap();
-    host.handle(
-        &request,
-        store.clone(),
-        Arc::new(MemorySettings::with_token(TOKEN, BASE)),
-    )
+/// Where a recording is replayed: a store to seed and inspect, and a way to send the request.
+trait Target {
+    fn store(&self) -> &dyn UserStore;
+    /// Sends the request (`target` relative to the SCIM base) and returns the status and body.
+    fn send(&self, method: &str, target: &str, body: Option<&Value>) -> (u16, Vec<u8>);
+}
+
+/// The component called in-process, over a fresh in-memory store.
+struct InProcess {
+    store: Arc<MemoryStore>,
+}
+
+impl Target for InProcess {
+    fn store(&self) -> &dyn UserStore {
+        &*self.store
+    }
+
+    fn send(&self, method: &str, target: &str, body: Option<&Value>) -> (u16, Vec<u8>) {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let request = Request {
+            method: method.into(),
+            path: path.into(),
+            query: query.into(),
+            headers: vec![
+                ("Authorization".into(), format!("Bearer {TOKEN}")),
+                ("Content-Type".into(), "application/scim+json".into()),
+            ],
+            body: body
+                .map(|b| serde_json::to_vec(b).unwrap())
+                .unwrap_or_default(),
+        };
+        let host = shared_embedded().unwrap();
+        let response = host.handle(
+            &request,
+            self.store.clone(),
+            Arc::new(MemorySettings::with_token(TOKEN, BASE)),
+        );
+        (response.status, response.body)
+    }
+}
+
+/// A server on 127.0.0.1 over a fresh SQLite file, as `scim-host serve` runs; the recording's
+/// user is seeded into the same file.
+struct OverHttp {
+    server: TestServer,
+    token: String,
+    store: SqliteStore,
+    _dir: tempfile::TempDir,
+}
+
+impl OverHttp {
+    fn start() -> OverHttp {
+        let (dir, db_path) = temp_db();
+        let token = enable(&db_path);
+        OverHttp {
+            server: TestServer::start(&db_path),
+            token,
+            store: SqliteStore::new(Database::open(&db_path).unwrap()),
+            _dir: dir,
+        }
+    }
+}
+
+impl Target for OverHttp {
+    fn store(&self) -> &dyn UserStore {
+        &self.store
+    }
+
+    fn send(&self, method: &str, target: &str, body: Option<&Value>) -> (u16, Vec<u8>) {
+        let reply = self.server.send(
+            method,
+            &format!("/scim/v2{target}"),
+            Some(&self.token),
+            body,
+        );
+        assert_eq!(
+            reply.header("Content-Type"),
+            Some("application/scim+json"),
+            "{method} {target}"
+        );
+        (reply.status, reply.body)
+    }
 }
 
 /// Replays one recording and says what differed, if anything.
-fn replay(recording: &Recording) -> Result<(), String> {
-    let store = Arc::new(MemoryStore::new());
+fn replay(recording: &Recording, to: &dyn Target) -> Result<(), String> {
+    let store = to.store();
     let mut target = recording.path.clone();
 
     let about_users = recording.path.starts_with("/Users");
@@ -151,44 +219,33 @@ fn replay(recording: &Recording) -> Result<(), String> {
         seeded_id = Some(seeded.id);
     }
 
-    let response = send(
-        &store,
-        &recording.method,
-        &target,
-        recording.request.as_ref(),
-    );
-    let body: Value = serde_json::from_slice(&response.body).map_err(|e| e.to_string())?;
+    let (status, body) = to.send(&recording.method, &target, recording.request.as_ref());
+    let body: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
     let scim_type = body["scimType"].as_str().unwrap_or("");
 
     if !about_users {
         // Groups are not provisioned: a SCIM error, never a 5xx.
-        return match (response.status, body["schemas"][0].as_str()) {
+        return match (status, body["schemas"][0].as_str()) {
             (404, Some("urn:ietf:params:scim:api:messages:2.0:Error")) => Ok(()),
-            _ => Err(format!(
-                "a group request answered {} {body}",
-                response.status
-            )),
+            _ => Err(format!("a group request answered {} {body}", status)),
         };
     }
 
     if changes_email(recording) {
-        if response.status != 400 || scim_type != "mutability" {
-            return Err(format!(
-                "an email change answered {} {body}",
-                response.status
-            ));
+        if status != 400 || scim_type != "mutability" {
+            return Err(format!("an email change answered {} {body}", status));
         }
-        let unchanged = seeded_id.and_then(|id| store.get(&id).unwrap());
+        let unchanged: Option<User> = seeded_id.and_then(|id| store.get(&id).unwrap());
         return match unchanged {
             Some(user) if user.version == 1 => Ok(()),
             other => Err(format!("the refused change touched the user: {other:?}")),
         };
     }
 
-    if response.status != recording.status {
+    if status != recording.status {
         return Err(format!(
             "answered {} instead of {}: {body}",
-            response.status, recording.status
+            status, recording.status
         ));
     }
     let (ours, theirs) = match &recording.response {
@@ -220,8 +277,8 @@ fn replay(recording: &Recording) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn recorded_entra_id_and_okta_requests_get_the_answers_the_rules_allow() {
+/// Replays every recording, each against a fresh target, and fails with all that differed.
+fn replay_all(fresh_target: impl Fn() -> Box<dyn Target>) {
     let recordings = recordings();
     assert!(
         recordings.len() >= 18,
@@ -231,7 +288,7 @@ fn recorded_entra_id_and_okta_requests_get_the_answers_the_rules_allow() {
     let failures: Vec<String> = recordings
         .iter()
         .filter_map(|recording| {
-            replay(recording)
+            replay(recording, &*fresh_target())
                 .err()
                 .map(|why| format!("{}: {why}", recording.name))
         })
@@ -241,4 +298,18 @@ fn recorded_entra_id_and_okta_requests_get_the_answers_the_rules_allow() {
         "recordings answered wrongly:\n{}",
         failures.join("\n")
     );
+}
+
+#[test]
+fn recorded_entra_id_and_okta_requests_get_the_answers_the_rules_allow() {
+    replay_all(|| {
+        Box::new(InProcess {
+            store: Arc::new(MemoryStore::new()),
+        })
+    });
+}
+
+#[test]
+fn recorded_requests_over_http_get_the_same_answers_from_the_sqlite_server() {
+    replay_all(|| Box::new(OverHttp::start()));
 }
