@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{ScimError, ScimResult};
 use crate::filter::{self, Filter, PatchPath};
-use crate::user::{USER_SCHEMA, attribute};
+use crate::user::{USER_SCHEMA, attribute, boolean};
 
 /// The PatchOp message schema.
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -306,12 +306,50 @@ fn apply_filtered(
         seed_from_filter(&mut element, value_filter);
         values.push(Value::Object(element));
         let last = values.len() - 1;
-        return write_element(&mut values[last], path, value);
+        write_element(&mut values[last], path, value)?;
+        keep_one_primary(values, last);
+        return Ok(());
     }
     for index in matching {
         write_element(&mut values[index], path, value)?;
+        keep_one_primary(values, index);
     }
     Ok(())
+}
+
+/// Whether a value of a multi-valued attribute is marked primary (`true`, or the string
+/// `"True"` that Entra ID sends).
+fn is_primary(value: &Value) -> bool {
+    value
+        .as_object()
+        .and_then(|object| attribute(object, "primary"))
+        .is_some_and(|primary| boolean("primary", primary).unwrap_or(false))
+}
+
+/// If the value at `chosen` is primary, no other is: "primary" is true for one value at most
+/// (RFC 7643 §2.4), and a value added or set as primary takes it from the others (RFC 7644
+/// §3.5.2). Without this, adding a new primary email would leave the old one primary too, and
+/// the change of login email that it asks for would go unseen.
+fn keep_one_primary(values: &mut [Value], chosen: usize) {
+    if !values.get(chosen).is_some_and(is_primary) {
+        return;
+    }
+    for (index, value) in values.iter_mut().enumerate() {
+        if index == chosen || !is_primary(value) {
+            continue;
+        }
+        if let Some(object) = value.as_object_mut() {
+            let key = key_for(object, "primary");
+            object.insert(key, Value::Bool(false));
+        }
+    }
+}
+
+/// Appends a value to a multi-valued attribute; a primary one takes primary from the others.
+fn append(values: &mut Vec<Value>, item: &Value) {
+    values.push(item.clone());
+    let last = values.len() - 1;
+    keep_one_primary(values, last);
 }
 
 fn write_element(element: &mut Value, path: &PatchPath, value: &Value) -> ScimResult<()> {
@@ -365,12 +403,12 @@ fn set(container: &mut Map<String, Value>, key: String, op: Op, value: &Value) {
         (Some(Value::Array(existing)), Value::Array(new)) if op == Op::Add => {
             for item in new {
                 if !existing.contains(item) {
-                    existing.push(item.clone());
+                    append(existing, item);
                 }
             }
         }
         (Some(Value::Array(existing)), item) if op == Op::Add && !item.is_array() => {
-            existing.push(item.clone());
+            append(existing, item);
         }
         (Some(Value::Object(existing)), Value::Object(new)) => {
             for (field, item) in new {
@@ -561,6 +599,34 @@ mod tests {
             .collect();
         let error = applied(Value::Array(operations)).unwrap_err();
         assert_eq!(error.status, 400);
+    }
+
+    #[test]
+    fn a_value_added_as_primary_takes_primary_from_the_others() {
+        let resource = applied(json!([{
+            "op": "add", "path": "emails", "value": [{"value": "new@example.com", "primary": "True"}]
+        }]))
+        .unwrap();
+        assert_eq!(resource["emails"][0]["primary"], false);
+        assert_eq!(resource["emails"][1]["primary"], "True");
+
+        let resource = applied(json!([{
+            "op": "add", "path": "emails[type eq \"home\"]",
+            "value": {"value": "home@example.com", "primary": true}
+        }]))
+        .unwrap();
+        assert_eq!(resource["emails"][0]["primary"], false);
+        assert_eq!(resource["emails"][1]["type"], "home");
+        assert_eq!(resource["emails"][1]["primary"], true);
+    }
+
+    #[test]
+    fn a_value_added_without_primary_leaves_the_primary_as_it_is() {
+        let resource = applied(json!([{
+            "op": "add", "path": "emails", "value": [{"value": "home@example.com", "type": "home"}]
+        }]))
+        .unwrap();
+        assert_eq!(resource["emails"][0]["primary"], true);
     }
 
     #[test]
