@@ -63,7 +63,7 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
                 &Query::from_params(&request.query_params())?,
                 base_url,
             ),
-            "POST" => users::create(store, &json_body(request)?, base_url),
+            "POST" => users::create(store, request, &json_body(request)?, base_url),
             _ => Err(method_not_allowed("GET, POST")),
         },
         ["Users", ".search"] => match method.as_str() {

@@ -11,7 +11,7 @@ pub mod error;
 pub mod filter;
 pub mod handler;
 pub mod http;
-#[cfg(feature = "memory-store")]
+#[cfg(any(test, feature = "memory-store"))]
 pub mod memory;
 pub mod patch;
 pub mod query;
@@ -21,6 +21,8 @@ pub mod users;
 
 #[cfg(target_arch = "wasm32")]
 mod component;
+#[cfg(test)]
+mod testing;
 
 pub use error::{ScimError, ScimResult, ScimType};
 pub use handler::handle;

@@ -15,13 +15,17 @@ use crate::user;
 const MAX_WRITE_ATTEMPTS: usize = 8;
 
 /// `POST /Users`.
-pub fn create(store: &dyn UserStore, body: &Value, base_url: &str) -> ScimResult<Response> {
+pub fn create(
+    store: &dyn UserStore,
+    request: &Request,
+    body: &Value,
+    base_url: &str,
+) -> ScimResult<Response> {
+    let projection = Projection::from_params(&request.query_params())?;
     let fields = user::fields_from_json(body, None)?;
     let created = store.create(fields).map_err(store_error)?;
-    Ok(
-        resource_response(201, &created, base_url, &Projection::default())
-            .with_header("Location", user::location(&created, base_url)),
-    )
+    Ok(resource_response(201, &created, base_url, &projection)
+        .with_header("Location", user::location(&created, base_url)))
 }
 
 /// `GET /Users/{id}`, with `If-None-Match` (RFC 7644 §3.14).
@@ -55,15 +59,11 @@ pub fn replace(
     body: &Value,
     base_url: &str,
 ) -> ScimResult<Response> {
+    let projection = Projection::from_params(&request.query_params())?;
     let updated = write(store, id, request, |current| {
         user::fields_from_json(body, Some(current))
     })?;
-    Ok(resource_response(
-        200,
-        &updated,
-        base_url,
-        &Projection::default(),
-    ))
+    Ok(resource_response(200, &updated, base_url, &projection))
 }
 
 /// `PATCH /Users/{id}`: every operation applies or none does.
@@ -74,6 +74,7 @@ pub fn modify(
     body: &Value,
     base_url: &str,
 ) -> ScimResult<Response> {
+    let projection = Projection::from_params(&request.query_params())?;
     let updated = write(store, id, request, |current| {
         let mut resource = user::to_json(current, base_url);
         patch::apply(&mut resource, body)?;
@@ -89,12 +90,7 @@ pub fn modify(
         }
         user::fields_from_json(&resource, Some(current))
     })?;
-    Ok(resource_response(
-        200,
-        &updated,
-        base_url,
-        &Projection::default(),
-    ))
+    Ok(resource_response(200, &updated, base_url, &projection))
 }
 
 /// `DELETE /Users/{id}`: 204, and 404 from then on. Where the host suspends instead of
@@ -162,6 +158,9 @@ fn etag_listed(tags: &str, current: &User) -> bool {
         .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == version)
 }
 
+/// A user as the answer to any operation that returns it: GET, POST, PUT and PATCH all shape it
+/// by the request's `attributes` and `excludedAttributes` (RFC 7644 §3.9), with the projection
+/// that lists use.
 fn resource_response(
     status: u16,
     found: &User,
@@ -170,4 +169,85 @@ fn resource_response(
 ) -> Response {
     let body = projection.apply(user::to_json(found, base_url));
     Response::json(status, &body).with_header("ETag", user::etag(found))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::testing::{Host, json};
+
+    #[test]
+    fn writes_return_the_resource_projected_by_attributes() {
+        let host = Host::new();
+        let body = json!({"userName": "proj@example.com", "externalId": "p-1"});
+        let created = host.send("POST", "/Users?attributes=userName", &[], Some(&body));
+        assert_eq!(created.status, 201);
+        assert!(created.header("Location").is_some());
+        let id = json(&created)["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            json(&created),
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "id": id,
+                "userName": "proj@example.com",
+            })
+        );
+
+        let path = format!("/Users/{id}?attributes=externalId,name.familyName");
+        let put = json!({"userName": "proj@example.com", "name": {"familyName": "Doe"}});
+        let replaced = json(&host.send("PUT", &path, &[], Some(&put)));
+        assert_eq!(replaced["name"], json!({"familyName": "Doe"}));
+        assert!(replaced.get("userName").is_none() && replaced.get("externalId").is_none());
+
+        let patch = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "externalId", "value": "p-2"}],
+        });
+        let modified = json(&host.send("PATCH", &path, &[], Some(&patch)));
+        assert_eq!(modified["externalId"], "p-2");
+        assert!(modified.get("emails").is_none() && modified.get("meta").is_none());
+    }
+
+    #[test]
+    fn writes_return_the_resource_without_excluded_attributes() {
+        let host = Host::new();
+        let body = json!({"userName": "excl@example.com", "externalId": "e-1"});
+        let created = json(&host.send(
+            "POST",
+            "/Users?excludedAttributes=emails,meta",
+            &[],
+            Some(&body),
+        ));
+        assert_eq!(created["externalId"], "e-1");
+        assert!(created.get("emails").is_none() && created.get("meta").is_none());
+
+        let id = created["id"].as_str().unwrap_or_default();
+        let patch = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": false}],
+        });
+        let path = format!("/Users/{id}?excludedAttributes=active,externalId");
+        let modified = json(&host.send("PATCH", &path, &[], Some(&patch)));
+        assert!(modified.get("active").is_none() && modified.get("externalId").is_none());
+        assert_eq!(modified["userName"], "excl@example.com");
+        let read = json(&host.send("GET", &format!("/Users/{id}"), &[], None));
+        assert_eq!(
+            read["active"], false,
+            "the excluded attribute was still written"
+        );
+    }
+
+    #[test]
+    fn a_bad_attributes_parameter_on_a_write_changes_nothing() {
+        let host = Host::new();
+        let body = json!({"userName": "bad-proj@example.com"});
+        let refused = host.send("POST", "/Users?attributes=emails[", &[], Some(&body));
+        assert_eq!(refused.status, 400);
+        let listed = json(&host.send("GET", "/Users", &[], None));
+        assert_eq!(listed["totalResults"], 0);
+    }
 }
