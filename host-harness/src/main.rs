@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,19 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// Who the activity log names for changes made here.
 const CLI_AGENT: &str = "scim-host (command line)";
+
+/// The longest a token may be issued for: ten years. A token is a standing credential; one that
+/// outlives the people who set it up is a liability, and a far-off expiry would overflow.
+const MAX_TOKEN_DAYS: u64 = 3_650;
+
+/// Writes one line to standard output and returns the error where `println!` would panic: a
+/// closed pipe (`scim-host users | head -1`) or a full disk is then an error like any other.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
 
 #[derive(Parser)]
 #[command(
@@ -115,16 +129,18 @@ enum SettingsCommand {
         /// The public URL of the SCIM base, as identity providers reach it.
         #[arg(long)]
         base_url: Option<String>,
-        /// How many days the new token works.
-        #[arg(long, default_value_t = default_token_days())]
+        /// How many days the new token works (1 to 3650).
+        #[arg(long, default_value_t = default_token_days(),
+              value_parser = clap::value_parser!(u64).range(1..=MAX_TOKEN_DAYS))]
         token_days: u64,
     },
     /// Turns SCIM off: every request gets 403.
     Disable,
     /// Prints a new token; the old one stops working at once.
     RotateToken {
-        /// How many days the new token works.
-        #[arg(long, default_value_t = default_token_days())]
+        /// How many days the new token works (1 to 3650).
+        #[arg(long, default_value_t = default_token_days(),
+              value_parser = clap::value_parser!(u64).range(1..=MAX_TOKEN_DAYS))]
         token_days: u64,
     },
     /// Shows the settings (never a token).
@@ -149,7 +165,8 @@ enum Setting {
         #[arg(action = clap::ArgAction::Set, value_parser = clap::value_parser!(bool))]
         protect: bool,
     },
-    /// The public URL of the SCIM base, used in `Location` and `meta.location`.
+    /// The public URL of the SCIM base, used in `Location` and `meta.location`; an empty one
+    /// clears it (the server then uses its own address).
     BaseUrl { url: String },
     /// The requests a second each token may make (0: no limit); past it, 429 with
     /// Retry-After, which Entra ID and Okta honour.
@@ -177,7 +194,7 @@ fn default_token_days() -> u64 {
     DEFAULT_TOKEN_VALIDITY.as_secs() / 86_400
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -187,6 +204,43 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`scim-host users | head -1`): it has what it wanted.
+        Err(error)
+            if error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|error| error.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if !matches!(cli.command, Command::Conformance { .. })
+        && !matches!(cli.command, Command::Bench { seed: false, .. })
+    {
+        check_database_folder(&cli.db)?;
+    }
+    let reads_only = match &cli.command {
+        Command::Settings { command } => matches!(command, SettingsCommand::Show),
+        Command::Users { command } => matches!(command, None | Some(UsersCommand::List)),
+        Command::Activity { .. } => true,
+        _ => false,
+    };
+    if reads_only && !cli.db.exists() {
+        anyhow::bail!(
+            "there is no database at {}: `scim-host serve` or `scim-host settings enable` \
+             creates one (or give --db the path of yours)",
+            cli.db.display()
+        );
+    }
 
     match cli.command {
         Command::Serve {
@@ -232,10 +286,10 @@ fn bench(
 ) -> anyhow::Result<()> {
     let host = load_plugin(plugin)?;
     let tables = scim_host::bench::both_stores(&host, users, iterations, write_iterations)?;
-    println!(
+    say!(
         "{users} users, {iterations} runs of each request ({write_iterations} of the writes over \
          SQLite), one request at a time"
-    );
+    )?;
     scim_host::bench::print(&tables, &mut std::io::stdout())
 }
 
@@ -247,11 +301,11 @@ fn seed_users(db_path: &Path, users: usize) -> anyhow::Result<()> {
         .create_many((0..users).map(scim_host::bench::seed_user))
         .map_err(|error| anyhow::anyhow!("seeding the users: {error:?}"))?;
     let elapsed = started.elapsed();
-    println!(
+    say!(
         "seeded {added} users in {:.2} s ({:.0} users/s)",
         elapsed.as_secs_f64(),
         added as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
-    );
+    )?;
     Ok(())
 }
 
@@ -282,6 +336,23 @@ fn default_cache_dir(db_path: &Path) -> PathBuf {
     PathBuf::from(dir)
 }
 
+/// Refuses a database path whose folder does not exist, rather than creating folders on a
+/// mistyped `--db` (and a fresh, empty install there).
+fn check_database_folder(db_path: &Path) -> anyhow::Result<()> {
+    let folder = match db_path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        anyhow::bail!(
+            "the folder {} of the database {} does not exist",
+            folder.display(),
+            db_path.display()
+        );
+    }
+    Ok(())
+}
+
 fn serve(
     db_path: &Path,
     listen: SocketAddr,
@@ -299,13 +370,14 @@ fn serve(
         }
         None => scim_host::component::EMBEDDED_COMPONENT,
     };
+    // The database first: a path that cannot be opened must not leave a cache folder behind.
+    let db = Database::open(db_path)?;
     let (host, source) = PluginHost::cached(component, Limits::default(), cache_dir)?;
     tracing::info!(
         from = ?source,
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "loaded the SCIM component"
     );
-    let db = Database::open(db_path)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -320,12 +392,13 @@ fn serve(
 
         if !stored::is_initialized(&db)? {
             // A fresh database: one command gives a working endpoint.
-            let token = stored::enable(&db, None, DEFAULT_TOKEN_VALIDITY)?;
             let base_url = stored::load(&db)?
                 .base_url
                 .unwrap_or_else(|| default_base_url.clone());
-            println!("endpoint: {base_url}");
-            println!("token: {token}");
+            say!("endpoint: {base_url}")?;
+            stored::enable_delivering(&db, None, DEFAULT_TOKEN_VALIDITY, |token| {
+                say!("token: {token}")
+            })?;
         }
 
         let settings = Arc::new(SqliteSettings::new(db.clone(), &default_base_url)?);
@@ -336,7 +409,11 @@ fn serve(
             Arc::new(ActivityLog::new(db.clone())),
             max_body_bytes,
         ));
-        println!("listening: http://{address}{BASE_PATH}");
+        // Scripts wait for this line; a server whose standard output is gone serves all the
+        // same.
+        if let Err(error) = say!("listening: http://{address}{BASE_PATH}") {
+            tracing::warn!(error = %error, "could not print the listening line");
+        }
         tracing::info!(address = %address, db = %db.path().display(), "serving SCIM");
         server::serve(listener, service, shutdown_signal()).await?;
         tracing::info!("stopped");
@@ -376,39 +453,44 @@ fn settings(db_path: &Path, command: SettingsCommand) -> anyhow::Result<()> {
             base_url,
             token_days,
         } => {
-            let token = stored::enable(&db, base_url.as_deref(), days(token_days))?;
-            println!("endpoint: {}", shown_base_url(&db)?);
-            println!("token: {token}");
+            let endpoint = match base_url.as_deref() {
+                Some(url) if !url.trim().is_empty() => url.trim().trim_end_matches('/').to_string(),
+                Some(_) => default_endpoint(),
+                None => shown_base_url(&db)?,
+            };
+            stored::enable_delivering(&db, base_url.as_deref(), days(token_days), |token| {
+                say!("endpoint: {endpoint}")?;
+                say!("token: {token}")
+            })?;
         }
         SettingsCommand::Disable => {
             stored::disable(&db)?;
-            println!("enabled: false");
+            say!("enabled: false")?;
         }
         SettingsCommand::RotateToken { token_days } => {
-            let token = stored::rotate_token(&db, days(token_days))?;
-            println!("token: {token}");
+            stored::rotate_token_delivering(&db, days(token_days), |token| say!("token: {token}"))?;
         }
         SettingsCommand::Show => show_settings(&db)?,
         SettingsCommand::Set { setting } => match setting {
             Setting::DeleteAction { action } => {
                 let action: DeleteAction = action.parse()?;
                 stored::set_delete_action(&db, action)?;
-                println!("delete-action: {}", action.as_str());
+                say!("delete-action: {}", action.as_str())?;
             }
             Setting::ProtectAdmins { protect } => {
                 stored::set_protect_admins(&db, protect)?;
-                println!("protect-admins: {protect}");
+                say!("protect-admins: {protect}")?;
             }
             Setting::BaseUrl { url } => {
                 stored::set_base_url(&db, &url)?;
-                println!("base-url: {}", shown_base_url(&db)?);
+                say!("base-url: {}", shown_base_url(&db)?)?;
             }
             Setting::RateLimit { per_second } => {
                 stored::set_rate_limit(&db, per_second)?;
-                println!(
+                say!(
                     "rate-limit: {}",
                     shown_rate_limit(NonZeroU32::new(per_second))
-                );
+                )?;
             }
         },
     }
@@ -421,9 +503,12 @@ fn days(count: u64) -> Duration {
 
 /// The configured base URL, or the one `serve` would use on its default address.
 fn shown_base_url(db: &Database) -> anyhow::Result<String> {
-    Ok(stored::load(db)?
-        .base_url
-        .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}{BASE_PATH}")))
+    Ok(stored::load(db)?.base_url.unwrap_or_else(default_endpoint))
+}
+
+/// The endpoint of `serve` on its default address.
+fn default_endpoint() -> String {
+    format!("http://{DEFAULT_LISTEN}{BASE_PATH}")
 }
 
 fn shown_rate_limit(per_second: Option<NonZeroU32>) -> String {
@@ -435,19 +520,19 @@ fn shown_rate_limit(per_second: Option<NonZeroU32>) -> String {
 
 fn show_settings(db: &Database) -> anyhow::Result<()> {
     let settings = stored::load(db)?;
-    println!("enabled: {}", settings.enabled);
+    say!("enabled: {}", settings.enabled)?;
     match &settings.base_url {
-        Some(url) => println!("base-url: {url}"),
-        None => println!("base-url: (not set: http://LISTEN-ADDRESS{BASE_PATH})"),
+        Some(url) => say!("base-url: {url}")?,
+        None => say!("base-url: (not set: http://LISTEN-ADDRESS{BASE_PATH})")?,
     }
-    println!(
+    say!(
         "delete-action: {}",
         settings.policies.delete_action.as_str()
-    );
-    println!("protect-admins: {}", settings.policies.protect_admins);
-    println!("rate-limit: {}", shown_rate_limit(settings.rate_limit));
+    )?;
+    say!("protect-admins: {}", settings.policies.protect_admins)?;
+    say!("rate-limit: {}", shown_rate_limit(settings.rate_limit))?;
     if settings.tokens.is_empty() {
-        println!("tokens: none");
+        say!("tokens: none")?;
     }
     let now = now_seconds();
     for token in &settings.tokens {
@@ -456,10 +541,10 @@ fn show_settings(db: &Database) -> anyhow::Result<()> {
             Some(at) => format!("expires {}", format_time(at * 1000)),
             None => "never expires".to_string(),
         };
-        println!(
+        say!(
             "token: created {}, {expiry}",
             format_time(token.created * 1000)
-        );
+        )?;
     }
     Ok(())
 }
@@ -480,10 +565,10 @@ fn users(db_path: &Path, command: UsersCommand) -> anyhow::Result<()> {
     };
     match command {
         UsersCommand::List => {
-            println!("email\tuserName\tstate\trole\tid\texternalId");
+            say!("email\tuserName\tstate\trole\tid\texternalId")?;
             for account in store.accounts()? {
                 let user = &account.user;
-                println!(
+                say!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     user.email,
                     user.user_name,
@@ -495,7 +580,7 @@ fn users(db_path: &Path, command: UsersCommand) -> anyhow::Result<()> {
                     },
                     user.id,
                     user.external_id.as_deref().unwrap_or("-"),
-                );
+                )?;
             }
         }
         UsersCommand::Add { email, admin } => {
@@ -506,17 +591,17 @@ fn users(db_path: &Path, command: UsersCommand) -> anyhow::Result<()> {
             };
             let user = store.add_account(&email, role)?;
             record("add", &email);
-            println!("id: {}", user.id);
+            say!("id: {}", user.id)?;
         }
         UsersCommand::MakeAdmin { email } => {
             store.set_role(&email, Role::Administrator)?;
             record("make-admin", &email);
-            println!("administrator: {email}");
+            say!("administrator: {email}")?;
         }
         UsersCommand::RevokeAdmin { email } => {
             store.set_role(&email, Role::User)?;
             record("revoke-admin", &email);
-            println!("user: {email}");
+            say!("user: {email}")?;
         }
     }
     Ok(())
@@ -524,9 +609,9 @@ fn users(db_path: &Path, command: UsersCommand) -> anyhow::Result<()> {
 
 fn activity(db_path: &Path, limit: u32) -> anyhow::Result<()> {
     let db = Database::open(db_path)?;
-    println!("time\taction\toutcome\ttarget\tuser-agent\tdetail");
+    say!("time\taction\toutcome\ttarget\tuser-agent\tdetail")?;
     for entry in ActivityLog::new(db).recent(limit)? {
-        println!(
+        say!(
             "{}\t{}\t{}\t{}\t{}\t{}",
             format_time(entry.at),
             entry.action,
@@ -534,7 +619,7 @@ fn activity(db_path: &Path, limit: u32) -> anyhow::Result<()> {
             entry.target.as_deref().unwrap_or("-"),
             entry.user_agent.as_deref().unwrap_or("-"),
             entry.detail.as_deref().unwrap_or("-"),
-        );
+        )?;
     }
     Ok(())
 }

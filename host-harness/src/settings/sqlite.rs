@@ -72,17 +72,34 @@ pub fn load(db: &Database) -> anyhow::Result<StoredSettings> {
 /// Turns SCIM on with a new token, which replaces any earlier one; returns the token, which
 /// exists nowhere else from then on (only its digest is stored).
 pub fn enable(db: &Database, base_url: Option<&str>, validity: Duration) -> anyhow::Result<String> {
+    let mut issued = String::new();
+    enable_delivering(db, base_url, validity, |token| {
+        issued = token.to_string();
+        Ok(())
+    })?;
+    Ok(issued)
+}
+
+/// Like [`enable`], but the new token goes to `deliver` (the administrator's terminal) before
+/// the change commits. If it cannot be delivered (standard output closed or full), nothing
+/// changes and the earlier token still works: otherwise it would be revoked with its
+/// replacement shown to no one, and provisioning would stop until someone noticed.
+pub fn enable_delivering(
+    db: &Database,
+    base_url: Option<&str>,
+    validity: Duration,
+    deliver: impl FnOnce(&str) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     let base_url = base_url.map(normalize_base_url).transpose()?;
-    let token = new_token()?;
-    db.write(|transaction| {
+    write_new_token(db, validity, deliver, |transaction| {
         set(transaction, ENABLED, "true")?;
-        if let Some(base_url) = &base_url {
-            set(transaction, BASE_URL, base_url)?;
+        match &base_url {
+            Some(Some(base_url)) => set(transaction, BASE_URL, base_url),
+            Some(None) => unset(transaction, BASE_URL),
+            None => Ok(()),
         }
-        replace_tokens(transaction, &token, validity)
     })
-    .context("turning SCIM on")?;
-    Ok(token)
+    .context("turning SCIM on")
 }
 
 /// Turns SCIM off: every request is refused with 403 until it is enabled again.
@@ -93,17 +110,63 @@ pub fn disable(db: &Database) -> anyhow::Result<()> {
 
 /// Replaces the tokens with a new one; the old ones stop working at the next request.
 pub fn rotate_token(db: &Database, validity: Duration) -> anyhow::Result<String> {
-    let token = new_token()?;
-    db.write(|transaction| replace_tokens(transaction, &token, validity))
-        .context("rotating the SCIM token")?;
-    Ok(token)
+    let mut issued = String::new();
+    rotate_token_delivering(db, validity, |token| {
+        issued = token.to_string();
+        Ok(())
+    })?;
+    Ok(issued)
 }
 
-/// Sets the public base URL used in `Location` and `meta.location`.
+/// Like [`rotate_token`], with the new token delivered before the change commits, as
+/// [`enable_delivering`] does: if it cannot be shown, the old token stays the valid one.
+pub fn rotate_token_delivering(
+    db: &Database,
+    validity: Duration,
+    deliver: impl FnOnce(&str) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    write_new_token(db, validity, deliver, |_| Ok(())).context("rotating the SCIM token")
+}
+
+/// One write that makes `change`, replaces the tokens with a new one and delivers it, all or
+/// nothing: a failed delivery rolls the write back.
+fn write_new_token(
+    db: &Database,
+    validity: Duration,
+    deliver: impl FnOnce(&str) -> std::io::Result<()>,
+    change: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) -> anyhow::Result<()> {
+    let token = new_token()?;
+    let mut undelivered = None;
+    let written = db.write(|transaction| {
+        change(transaction)?;
+        replace_tokens(transaction, &token, validity)?;
+        deliver(&token).map_err(|error| {
+            undelivered = Some(error.to_string());
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the new token was not delivered".into()),
+            )
+        })
+    });
+    if let Some(why) = undelivered {
+        anyhow::bail!(
+            "the new token could not be shown ({why}), so nothing was changed: the earlier \
+             token still works"
+        );
+    }
+    Ok(written?)
+}
+
+/// Sets the public base URL used in `Location` and `meta.location`; an empty one clears it, so
+/// that the server derives it from the address it listens on.
 pub fn set_base_url(db: &Database, base_url: &str) -> anyhow::Result<()> {
     let base_url = normalize_base_url(base_url)?;
-    db.write(|transaction| set(transaction, BASE_URL, &base_url))
-        .context("setting the base URL")
+    db.write(|transaction| match &base_url {
+        Some(base_url) => set(transaction, BASE_URL, base_url),
+        None => unset(transaction, BASE_URL),
+    })
+    .context("setting the base URL")
 }
 
 /// Sets what DELETE does.
@@ -159,12 +222,33 @@ pub fn new_token() -> anyhow::Result<String> {
     Ok(format!("{TOKEN_PREFIX}{encoded}"))
 }
 
-fn normalize_base_url(base_url: &str) -> anyhow::Result<String> {
-    let trimmed = base_url.trim().trim_end_matches('/');
-    if !(trimmed.starts_with("https://") || trimmed.starts_with("http://")) {
-        anyhow::bail!("the base URL must start with https:// or http://, not `{base_url}`");
+/// A base URL as `Location` headers and `meta.location` will carry it: an absolute `http` or
+/// `https` URL with a host and no credentials, query or fragment, without a trailing slash;
+/// none for an empty one (cleared). Control characters are refused outright, since a URL
+/// parser would silently drop a CR or LF that would otherwise end up in a response header.
+fn normalize_base_url(base_url: &str) -> anyhow::Result<Option<String>> {
+    let trimmed = base_url.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
     }
-    Ok(trimmed.to_string())
+    if trimmed.chars().any(char::is_control) {
+        anyhow::bail!("the base URL must not contain control characters");
+    }
+    let url = url::Url::parse(trimmed)
+        .with_context(|| format!("the base URL `{trimmed}` is not a valid URL"))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        anyhow::bail!("the base URL must start with https:// or http://, not `{trimmed}`");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        anyhow::bail!("the base URL `{trimmed}` has no host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        anyhow::bail!("the base URL must not carry credentials");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        anyhow::bail!("the base URL `{trimmed}` must not have a query or a fragment");
+    }
+    Ok(Some(url.as_str().trim_end_matches('/').to_string()))
 }
 
 fn value(connection: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
@@ -181,6 +265,11 @@ fn set(connection: &Connection, key: &str, value: &str) -> rusqlite::Result<()> 
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         params![key, value],
     )?;
+    Ok(())
+}
+
+fn unset(connection: &Connection, key: &str) -> rusqlite::Result<()> {
+    connection.execute("DELETE FROM settings WHERE key = ?1", [key])?;
     Ok(())
 }
 
@@ -394,6 +483,61 @@ mod tests {
                 delete_action: DeleteAction::Suspend,
                 protect_admins: false
             }
+        );
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_shown_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("scim.db")).unwrap();
+        let first = enable(&db, None, DEFAULT_TOKEN_VALIDITY).unwrap();
+        let closed = || Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+
+        let error = rotate_token_delivering(&db, DEFAULT_TOKEN_VALIDITY, |_| closed()).unwrap_err();
+        let error = format!("{error:#}");
+        assert!(error.contains("nothing was changed"), "{error}");
+        disable(&db).unwrap();
+        let error = enable_delivering(&db, None, DEFAULT_TOKEN_VALIDITY, |_| closed()).unwrap_err();
+        let error = format!("{error:#}");
+        assert!(error.contains("nothing was changed"), "{error}");
+
+        let stored = load(&db).unwrap();
+        assert!(!stored.enabled, "the failed enable left SCIM off");
+        assert_eq!(stored.tokens.len(), 1);
+        assert_eq!(
+            stored.tokens[0].digest,
+            scim_plugin::auth::token_digest(&first).to_vec(),
+            "the first token is still the valid one"
+        );
+    }
+
+    #[test]
+    fn base_urls_are_absolute_http_urls_without_control_characters() {
+        for refused in [
+            "vault.example.com/scim/v2",
+            "ftp://vault.example.com/scim/v2",
+            "https://a b.com/x",
+            "https://vault.example.com/x\r\nX-Injected: 1",
+            "https://user:secret@vault.example.com/scim/v2",
+            "https://vault.example.com/scim/v2?x=1",
+            "https://vault.example.com/scim/v2#top",
+        ] {
+            assert!(normalize_base_url(refused).is_err(), "{refused:?}");
+        }
+        assert_eq!(
+            normalize_base_url(" https://Vault.example.com:8443/scim/v2/ ").unwrap(),
+            Some("https://vault.example.com:8443/scim/v2".to_string())
+        );
+        assert_eq!(normalize_base_url("").unwrap(), None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("scim.db")).unwrap();
+        set_base_url(&db, "https://vault.example.com/scim/v2").unwrap();
+        set_base_url(&db, "").unwrap();
+        assert_eq!(
+            load(&db).unwrap().base_url,
+            None,
+            "an empty base URL clears it"
         );
     }
 }
