@@ -124,6 +124,12 @@ impl Service {
         path: &str,
         user_agent: Option<String>,
     ) -> Response {
+        // RFC 9112 §3.2: an HTTP/1.1 request without a Host header is answered 400.
+        if request.version() == hyper::Version::HTTP_11
+            && !request.headers().contains_key(hyper::header::HOST)
+        {
+            return ScimError::new(400, "an HTTP/1.1 request must carry a Host header").into();
+        }
         let Some(relative) = scim_path(path) else {
             return ScimError::not_found(format!(
                 "no such endpoint: SCIM is served under {BASE_PATH}"
@@ -143,19 +149,8 @@ impl Service {
         let body = match read {
             Ok(body) => body,
             Err(refusal) => {
-                let response: Response = refusal.into();
-                let service = self.clone();
-                let (method, relative) = (method.to_string(), relative.to_string());
-                // The log's write waits for the database: off the async threads.
-                let recorded = tokio::task::spawn_blocking(move || {
-                    service.record_refused(&method, &relative, &response, user_agent);
-                    response
-                })
-                .await;
-                return match recorded {
-                    Ok(response) => response.with_header("Connection", "close"),
-                    Err(_) => ScimError::new(500, "the request could not be completed").into(),
-                };
+                let response = self.refused(method, relative, refusal, user_agent).await;
+                return response.with_header("Connection", "close");
             }
         };
 
@@ -177,7 +172,7 @@ impl Service {
         };
 
         if let Err(refusal) = self.within_rate_limit(&request) {
-            return refusal.into();
+            return self.refused(method, relative, refusal, user_agent).await;
         }
 
         let Ok(slot) = self.instance_slots.clone().acquire_owned().await else {
@@ -195,6 +190,29 @@ impl Service {
             tracing::error!(error = %error, "the request's task failed");
             ScimError::new(500, "the request could not be completed").into()
         })
+    }
+
+    /// Answers a request that the host refuses before the component sees it (a body too large
+    /// or too slow, a rate limit), and records a refused write in the activity log like the
+    /// component's refusals.
+    async fn refused(
+        self: &Arc<Self>,
+        method: &str,
+        relative: &str,
+        refusal: ScimError,
+        user_agent: Option<String>,
+    ) -> Response {
+        let response: Response = refusal.into();
+        let service = self.clone();
+        let (method, relative) = (method.to_string(), relative.to_string());
+        // The log's write waits for the database: off the async threads.
+        let recorded = tokio::task::spawn_blocking(move || {
+            service.record_refused(&method, &relative, &response, user_agent);
+            response
+        })
+        .await;
+        recorded
+            .unwrap_or_else(|_| ScimError::new(500, "the request could not be completed").into())
     }
 
     /// Takes the request from its token's rate limit, if one is set. Only a valid token counts:

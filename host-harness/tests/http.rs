@@ -109,6 +109,22 @@ fn a_token_past_its_rate_limit_gets_429_with_retry_after_until_lifted() {
     server
         .send("GET", config, Some("scim_wrong"), None)
         .assert_scim_error(401);
+    // A write refused for the rate is a refused request in the activity log, like any other.
+    server
+        .send(
+            "POST",
+            "/scim/v2/Users",
+            Some(&token),
+            Some(&new_user("rate@example.com", "rate@example.com")),
+        )
+        .assert_scim_error(429);
+    let latest = ActivityLog::new(Database::open(&db).unwrap())
+        .recent(1)
+        .unwrap();
+    assert_eq!(
+        (latest[0].action.as_str(), latest[0].outcome.as_str()),
+        ("create", "refused (429)")
+    );
 
     cli(&db, &["settings", "set", "rate-limit", "0"]);
     assert_eq!(
@@ -401,4 +417,87 @@ fn activity_log_records_writes_and_refusals_with_the_user_agent() {
 
     let printed = cli(&db, &["activity", "--limit", "3"]);
     assert_eq!(printed.lines().count(), 4, "{printed}");
+}
+
+#[test]
+fn an_http_1_1_request_without_host_gets_a_400_scim_error() {
+    let (_dir, db) = temp_db();
+    let token = enable(&db);
+    let server = TestServer::start(&db);
+    let request = format!(
+        "GET /scim/v2/Users HTTP/1.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    common::exchange(server.addr, request.as_bytes()).assert_scim_error(400);
+    // HTTP/1.0 has no Host requirement.
+    let request = format!("GET /scim/v2/Users HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n");
+    assert_eq!(
+        common::exchange(server.addr, request.as_bytes()).status,
+        200
+    );
+}
+
+/// Runs `scim-host` with these arguments and its standard output sent to `stdout`; returns
+/// whether it succeeded and what it wrote to stderr.
+fn cli_to(stdout: std::process::Stdio, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_scim-host"))
+        .args(args)
+        .stdout(stdout)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_rotated_token_that_cannot_be_printed_leaves_the_old_one_working() {
+    let (_dir, db) = temp_db();
+    let token = enable(&db);
+    let server = TestServer::start(&db);
+    let db_arg = db.to_str().unwrap();
+
+    // /dev/full: every write fails with "no space left on device".
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let (ok, stderr) = cli_to(full.into(), &["--db", db_arg, "settings", "rotate-token"]);
+    assert!(!ok);
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    let config = "/scim/v2/ServiceProviderConfig";
+    assert_eq!(server.send("GET", config, Some(&token), None).status, 200);
+}
+
+#[test]
+fn a_database_in_a_missing_folder_or_a_missing_one_to_read_is_refused() {
+    let (dir, db) = temp_db();
+    let missing_folder = dir.path().join("no-such-folder").join("scim-host.db");
+    let (ok, stderr) = cli_to(
+        std::process::Stdio::null(),
+        &[
+            "--db",
+            missing_folder.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(
+        !dir.path().join("no-such-folder").exists(),
+        "no folder was created"
+    );
+
+    for read in [&["users"][..], &["activity"], &["settings", "show"]] {
+        let mut args = vec!["--db", db.to_str().unwrap()];
+        args.extend_from_slice(read);
+        let (ok, stderr) = cli_to(std::process::Stdio::null(), &args);
+        assert!(!ok, "{read:?}");
+        assert!(
+            stderr.contains("there is no database"),
+            "{read:?}: {stderr}"
+        );
+    }
+    assert!(!db.exists(), "reading created no database");
 }
