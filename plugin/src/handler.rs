@@ -78,29 +78,29 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
             _ => Err(method_not_allowed("GET, PUT, PATCH, DELETE")),
         },
         ["ServiceProviderConfig"] => {
-            read_only(&method)?;
+            discovery_get(&method, request)?;
             Ok(Response::json(
                 200,
                 &discovery::service_provider_config(base_url),
             ))
         }
         ["ResourceTypes"] => {
-            read_only(&method)?;
+            discovery_get(&method, request)?;
             Ok(Response::json(200, &discovery::resource_types(base_url)))
         }
         ["ResourceTypes", id] => {
-            read_only(&method)?;
+            discovery_get(&method, request)?;
             Ok(Response::json(
                 200,
                 &discovery::resource_type(base_url, id)?,
             ))
         }
         ["Schemas"] => {
-            read_only(&method)?;
+            discovery_get(&method, request)?;
             Ok(Response::json(200, &discovery::schemas(base_url)))
         }
         ["Schemas", id] => {
-            read_only(&method)?;
+            discovery_get(&method, request)?;
             Ok(Response::json(200, &discovery::schema(base_url, id)?))
         }
         ["Groups", ..] => Err(ScimError::not_found(
@@ -152,17 +152,70 @@ fn json_body(request: &Request) -> ScimResult<Value> {
         .map_err(|error| ScimError::invalid_syntax(format!("the body is not valid JSON: {error}")))
 }
 
-fn read_only(method: &str) -> ScimResult<()> {
-    if method == "GET" {
-        Ok(())
-    } else {
-        Err(method_not_allowed("GET"))
+/// The discovery endpoints (RFC 7644 §4) answer GET only, and no `filter`: a service provider
+/// SHOULD refuse one with 403, so that a client cannot read the whole document as the part that
+/// matched. A blank `filter` is no filter, as on `/Users`.
+fn discovery_get(method: &str, request: &Request) -> ScimResult<()> {
+    if method != "GET" {
+        return Err(method_not_allowed("GET"));
     }
+    let filtered = request
+        .query_params()
+        .iter()
+        .any(|(name, value)| name.eq_ignore_ascii_case("filter") && !value.trim().is_empty());
+    if filtered {
+        return Err(ScimError::new(
+            403,
+            "the discovery endpoints cannot be filtered: each answers its whole document",
+        ));
+    }
+    Ok(())
 }
 
 fn method_not_allowed(allowed: &'static str) -> ScimError {
     ScimError {
         allow: Some(allowed),
         ..ScimError::new(405, "method not allowed on this endpoint")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{Host, json};
+
+    const DISCOVERY: [&str; 5] = [
+        "/ServiceProviderConfig",
+        "/ResourceTypes",
+        "/ResourceTypes/User",
+        "/Schemas",
+        "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+    ];
+
+    #[test]
+    fn discovery_with_a_filter_is_403() {
+        let host = Host::new();
+        for path in DISCOVERY {
+            for query in ["filter=id%20eq%20%22User%22", "FILTER=name+pr"] {
+                let response = host.send("GET", &format!("{path}?{query}"), &[], None);
+                assert_eq!(response.status, 403, "{path}?{query}");
+                let body = json(&response);
+                assert_eq!(body["status"], "403", "{path}?{query}");
+                assert_eq!(
+                    body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+                    "{path}?{query}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn discovery_without_a_filter_is_served() {
+        let host = Host::new();
+        for path in DISCOVERY {
+            for query in ["", "?filter=", "?attributes=id"] {
+                let response = host.send("GET", &format!("{path}{query}"), &[], None);
+                assert_eq!(response.status, 200, "{path}{query}");
+            }
+        }
     }
 }
