@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use scim_plugin::{Request, Response, ScimError};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
@@ -161,6 +161,18 @@ impl PluginHost {
         store: Arc<dyn UserStore>,
         settings: Arc<dyn SettingsSource>,
     ) -> Response {
+        self.handle_timed(request, store, settings).0
+    }
+
+    /// [`PluginHost::handle`], also saying how long instantiating and calling the component
+    /// took: the conformance runner reports them as the other hosts do.
+    pub fn handle_timed(
+        &self,
+        request: &Request,
+        store: Arc<dyn UserStore>,
+        settings: Arc<dyn SettingsSource>,
+    ) -> (Response, Timing) {
+        let started = Instant::now();
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let mut wasm_store = Store::new(
             &self.engine,
@@ -170,10 +182,16 @@ impl PluginHost {
         let ticks = (self.limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
         wasm_store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
 
+        let mut instantiated = started;
         let outcome = self.pre.instantiate(&mut wasm_store).and_then(|instance| {
+            instantiated = Instant::now();
             instance.call_handle_scim_request(&mut wasm_store, &to_wit(request))
         });
-        match outcome {
+        let timing = Timing {
+            instantiation: instantiated - started,
+            call: instantiated.elapsed(),
+        };
+        let response = match outcome {
             Ok(response) => from_wit(response),
             Err(error) => {
                 let kind = trap_kind(&error);
@@ -181,8 +199,17 @@ impl PluginHost {
                 tracing::error!(trap = kind, error = %format!("{error:#}"), stderr = %stderr, "the SCIM component failed a request");
                 ScimError::new(500, format!("the request could not be completed ({kind})")).into()
             }
-        }
+        };
+        (response, timing)
     }
+}
+
+/// Where one request's time went: making its instance (store, WASI context, instantiation),
+/// then the call into `handle-scim-request`, the store's calls included.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing {
+    pub instantiation: Duration,
+    pub call: Duration,
 }
 
 /// A short name for why the component stopped, for logs and the error's detail.

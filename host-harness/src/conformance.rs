@@ -38,6 +38,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
@@ -45,7 +46,7 @@ use scim_plugin::{Request, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::component::PluginHost;
+use crate::component::{PluginHost, Timing};
 use crate::settings::{MemorySettings, SettingsSource, Token};
 use crate::store::MemoryStore;
 
@@ -146,8 +147,30 @@ pub fn load_suites(dir: &Path) -> Result<Vec<(PathBuf, Suite)>> {
     Ok(suites)
 }
 
-/// Runs one suite against the component with a fresh in-memory store and settings.
-pub fn run_suite(host: &PluginHost, suite: &Suite) -> Vec<CaseResult> {
+/// The requests a run sent and the time they took in the component, for the `cost:` line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cost {
+    pub requests: u32,
+    pub time: Timing,
+}
+
+impl Cost {
+    /// `cost: N requests, mean … µs per request …`, worded as the other hosts' runners word it.
+    pub fn line(&self) -> String {
+        let mean = |total: Duration| total.as_secs_f64() * 1e6 / f64::from(self.requests.max(1));
+        let (instantiation, call) = (mean(self.time.instantiation), mean(self.time.call));
+        format!(
+            "cost: {} requests, mean {:.1} µs per request with a fresh instance each ({instantiation:.1} µs \
+             instantiation + {call:.1} µs handle-scim-request)",
+            self.requests,
+            instantiation + call,
+        )
+    }
+}
+
+/// Runs one suite against the component with a fresh in-memory store and settings, adding its
+/// requests to `cost`.
+pub fn run_suite(host: &PluginHost, suite: &Suite, cost: &mut Cost) -> Vec<CaseResult> {
     let store = Arc::new(MemoryStore::new());
     let settings = Arc::new(MemorySettings::with_token(SUITE_TOKEN, SUITE_BASE_URL));
     suite
@@ -157,7 +180,7 @@ pub fn run_suite(host: &PluginHost, suite: &Suite) -> Vec<CaseResult> {
             suite: suite.suite.clone(),
             name: case.name.clone(),
             source: case.source.clone(),
-            failure: run_case(host, &store, &settings, case)
+            failure: run_case(host, &store, &settings, case, cost)
                 .err()
                 .map(|e| format!("{e:#}")),
         })
@@ -174,6 +197,7 @@ fn run_case(
     store: &Arc<MemoryStore>,
     settings: &Arc<MemorySettings>,
     case: &Case,
+    cost: &mut Cost,
 ) -> Result<()> {
     let mut context = Captures { values: Map::new() };
     context
@@ -195,11 +219,14 @@ fn run_case(
         };
         let request = build_request(spec, &context)
             .with_context(|| format!("step {step_no}: building the request"))?;
-        let response = host.handle(
+        let (response, timing) = host.handle_timed(
             &request,
             store.clone(),
             settings.clone() as Arc<dyn SettingsSource>,
         );
+        cost.requests += 1;
+        cost.time.instantiation += timing.instantiation;
+        cost.time.call += timing.call;
         let body: Option<Value> = serde_json::from_slice(&response.body).ok();
 
         if let Some(expect) = &step.expect {
@@ -521,12 +548,13 @@ pub fn run_all(host: &PluginHost, dir: &Path, out: &mut dyn std::io::Write) -> R
         bail!("no suites (*.json) in {}", dir.display());
     }
     let (mut passed, mut failed) = (0usize, 0usize);
+    let mut cost = Cost::default();
     for (path, suite) in &suites {
         let file = path
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for result in run_suite(host, suite) {
+        for result in run_suite(host, suite, &mut cost) {
             match &result.failure {
                 None => {
                     passed += 1;
@@ -543,6 +571,7 @@ pub fn run_all(host: &PluginHost, dir: &Path, out: &mut dyn std::io::Write) -> R
             }
         }
     }
+    writeln!(out, "{}", cost.line())?;
     writeln!(out, "{passed} passed, {failed} failed")?;
     Ok(failed)
 }
