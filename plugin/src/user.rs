@@ -73,16 +73,7 @@ pub fn fields_from_json(body: &Value, current: Option<&User>) -> ScimResult<User
         return Err(ScimError::invalid_syntax("the body must be a JSON object"));
     };
 
-    if let Some(schemas) = attribute(object, "schemas")
-        && !schemas.is_null()
-        && !schemas
-            .as_array()
-            .is_some_and(|urns| urns.iter().all(Value::is_string))
-    {
-        return Err(ScimError::invalid_value(
-            "schemas must be a list of schema URNs",
-        ));
-    }
+    check_schemas(object)?;
 
     let user_name = match attribute(object, "userName") {
         Some(Value::String(name)) if !name.trim().is_empty() => name.trim().to_string(),
@@ -145,6 +136,36 @@ pub fn fields_from_json(body: &Value, current: Option<&User>) -> ScimResult<User
         active,
         external_id,
     })
+}
+
+/// RFC 7643 §3: `schemas` lists the URNs of the schemas the resource conforms to, so a User's
+/// names the core User schema (in any case: URNs compare case-insensitively, RFC 8141 §3.1). A
+/// body that names only others (a Group, the enterprise extension alone) is not a User, and is
+/// refused rather than read as one.
+///
+/// A body with no `schemas` at all is still read as a User: the attribute is required, but the
+/// endpoint already says what the resource is, and refusing would gain nothing over ignoring
+/// the omission.
+fn check_schemas(object: &Map<String, Value>) -> ScimResult<()> {
+    let urns = match attribute(object, "schemas") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Array(urns)) if urns.iter().all(Value::is_string) => urns,
+        Some(_) => {
+            return Err(ScimError::invalid_value(
+                "schemas must be a list of schema URNs",
+            ));
+        }
+    };
+    let names_user = urns
+        .iter()
+        .filter_map(Value::as_str)
+        .any(|urn| urn.eq_ignore_ascii_case(USER_SCHEMA));
+    if !names_user {
+        return Err(ScimError::invalid_value(format!(
+            "schemas must include {USER_SCHEMA}"
+        )));
+    }
+    Ok(())
 }
 
 /// The login email of a new user: the primary (or work, or first) email, or else a `userName`
@@ -447,6 +468,43 @@ mod tests {
             let error = fields_from_json(&body, None).unwrap_err();
             assert_eq!(error.to_json()["scimType"], "invalidValue", "{body}");
         }
+    }
+
+    #[test]
+    fn schemas_without_the_user_schema_is_invalid_value() {
+        let user = stored("bjensen@example.com", "bjensen");
+        for schemas in [
+            json!([]),
+            json!(["urn:ietf:params:scim:schemas:core:2.0:Group"]),
+            json!(["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]),
+            json!(["urn:ietf:params:scim:schemas:core:2.0:User:extra"]),
+        ] {
+            let body = json!({"userName": "bjensen", "emails": [{"value": "bjensen@example.com"}],
+                "schemas": schemas});
+            for current in [None, Some(&user)] {
+                let error = fields_from_json(&body, current).unwrap_err();
+                assert_eq!(error.status, 400, "{body}");
+                assert_eq!(error.to_json()["scimType"], "invalidValue", "{body}");
+            }
+        }
+    }
+
+    #[test]
+    fn schemas_naming_the_user_schema_in_any_case_or_absent_is_a_user() {
+        for schemas in [
+            json!(["urn:ietf:params:scim:schemas:core:2.0:User"]),
+            json!(["URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER"]),
+            json!([
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+                "urn:ietf:params:scim:schemas:core:2.0:User",
+            ]),
+            Value::Null,
+        ] {
+            let body = json!({"userName": "bjensen@example.com", "schemas": schemas});
+            assert!(fields_from_json(&body, None).is_ok(), "{body}");
+        }
+        let without = json!({"userName": "bjensen@example.com"});
+        assert!(fields_from_json(&without, None).is_ok());
     }
 
     #[test]
