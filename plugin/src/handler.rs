@@ -29,7 +29,7 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
     auth::authenticate(request, settings)?;
 
     let base_url = settings.base_url.trim_end_matches('/');
-    let method = request.method.to_ascii_uppercase();
+    let method = routed_method(request);
     let segments: Vec<String> = request
         .path
         .split('/')
@@ -51,7 +51,7 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
                 &Query::from_params(&request.query_params())?,
                 base_url,
             ),
-            _ => Err(method_not_allowed("GET")),
+            _ => Err(method_not_allowed("GET, HEAD")),
         },
         [".search"] => match method.as_str() {
             "POST" => users::list(store, &Query::from_search(&json_body(request)?)?, base_url),
@@ -64,7 +64,7 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
                 base_url,
             ),
             "POST" => users::create(store, request, &json_body(request)?, base_url),
-            _ => Err(method_not_allowed("GET, POST")),
+            _ => Err(method_not_allowed("GET, HEAD, POST")),
         },
         ["Users", ".search"] => match method.as_str() {
             "POST" => users::list(store, &Query::from_search(&json_body(request)?)?, base_url),
@@ -75,7 +75,7 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
             "PUT" => users::replace(store, id, request, &json_body(request)?, base_url),
             "PATCH" => users::modify(store, id, request, &json_body(request)?, base_url),
             "DELETE" => users::delete(store, id, request),
-            _ => Err(method_not_allowed("GET, PUT, PATCH, DELETE")),
+            _ => Err(method_not_allowed("GET, HEAD, PUT, PATCH, DELETE")),
         },
         ["ServiceProviderConfig"] => {
             discovery_get(&method, request)?;
@@ -111,6 +111,22 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
         ["Bulk", ..] => Err(ScimError::new(501, "bulk operations are not supported")),
         ["Me", ..] => Err(ScimError::new(501, "/Me is not supported")),
         _ => Err(ScimError::not_found("no such SCIM endpoint")),
+    }
+}
+
+/// The method the router answers: the request's, except that HEAD is answered as GET on every
+/// endpoint that serves GET, with the same status and headers (RFC 9110 §9.3.2).
+///
+/// The body of GET is left in the response. The plugin does not see the transport, and an HTTP
+/// server sends no body after the headers of a HEAD response while keeping the Content-Length
+/// that the body gives (hyper does both), so the headers match GET's to the byte. Emptying the
+/// body here would instead make a host that derives Content-Length from it announce 0.
+fn routed_method(request: &Request) -> String {
+    let method = request.method.to_ascii_uppercase();
+    if method == "HEAD" {
+        "GET".to_string()
+    } else {
+        method
     }
 }
 
@@ -157,7 +173,7 @@ fn json_body(request: &Request) -> ScimResult<Value> {
 /// matched. A blank `filter` is no filter, as on `/Users`.
 fn discovery_get(method: &str, request: &Request) -> ScimResult<()> {
     if method != "GET" {
-        return Err(method_not_allowed("GET"));
+        return Err(method_not_allowed("GET, HEAD"));
     }
     let filtered = request
         .query_params()
@@ -190,6 +206,56 @@ mod tests {
         "/Schemas",
         "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
     ];
+
+    #[test]
+    fn head_is_answered_like_get_on_every_get_route() {
+        let host = Host::new();
+        let body = serde_json::json!({"userName": "head@example.com"});
+        let created = host.send("POST", "/Users", &[], Some(&body));
+        let id = json(&created)["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let user = format!("/Users/{id}");
+        let unknown = "/Users/no-such-user".to_string();
+        let mut targets = vec![
+            "/".to_string(),
+            "/?filter=userName%20eq%20%22head%40example.com%22".to_string(),
+            "/Users".to_string(),
+            "/Users?attributes=userName".to_string(),
+            user.clone(),
+            format!("{user}?excludedAttributes=emails"),
+            unknown,
+        ];
+        targets.extend(DISCOVERY.iter().map(|path| path.to_string()));
+        for target in &targets {
+            let get = host.send("GET", target, &[], None);
+            let head = host.send("HEAD", target, &[], None);
+            assert_eq!(head, get, "HEAD {target}");
+        }
+
+        let etag = created.header("ETag").unwrap_or_default().to_string();
+        let cached = host.send("head", &user, &[("If-None-Match", &etag)], None);
+        assert_eq!(cached.status, 304);
+        assert_eq!(cached.header("ETag"), Some(etag.as_str()));
+    }
+
+    #[test]
+    fn allow_names_head_wherever_get_is_served() {
+        let host = Host::new();
+        for (method, target, allow) in [
+            ("DELETE", "/", "GET, HEAD"),
+            ("DELETE", "/Users", "GET, HEAD, POST"),
+            ("POST", "/Users/some-id", "GET, HEAD, PUT, PATCH, DELETE"),
+            ("PUT", "/Schemas", "GET, HEAD"),
+            ("HEAD", "/Users/.search", "POST"),
+            ("HEAD", "/.search", "POST"),
+        ] {
+            let response = host.send(method, target, &[], None);
+            assert_eq!(response.status, 405, "{method} {target}");
+            assert_eq!(response.header("Allow"), Some(allow), "{method} {target}");
+        }
+    }
 
     #[test]
     fn discovery_with_a_filter_is_403() {
