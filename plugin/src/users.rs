@@ -96,9 +96,9 @@ pub fn modify(
 /// `DELETE /Users/{id}`: 204, and 404 from then on. Where the host suspends instead of
 /// deleting, the user stays readable with `active: false`.
 pub fn delete(store: &dyn UserStore, id: &str, request: &Request) -> ScimResult<Response> {
-    if request.header("If-Match").is_some() {
+    if request.header("If-Match").is_some() || request.header("If-None-Match").is_some() {
         let current = read(store, id)?;
-        check_if_match(request, &current)?;
+        check_preconditions(request, &current)?;
     }
     store.delete(id).map_err(store_error)?;
     Ok(Response::empty(204))
@@ -113,7 +113,7 @@ fn write(
 ) -> ScimResult<User> {
     for _ in 0..MAX_WRITE_ATTEMPTS {
         let current = read(store, id)?;
-        check_if_match(request, &current)?;
+        check_preconditions(request, &current)?;
         let fields = change(&current)?;
         if fields == current.fields() {
             return Ok(current);
@@ -138,12 +138,32 @@ fn read(store: &dyn UserStore, id: &str) -> ScimResult<User> {
         .ok_or_else(|| ScimError::not_found("no user has this id"))
 }
 
+/// The preconditions of a write (PUT, PATCH, DELETE), in the order of RFC 9110 §13.2.2:
+/// `If-Match`, then `If-None-Match`. Either one failing is a 412 before anything is written.
+fn check_preconditions(request: &Request, current: &User) -> ScimResult<()> {
+    check_if_match(request, current)?;
+    check_if_none_match(request, current)
+}
+
 /// `If-Match` (RFC 7644 §3.14, RFC 9110 §13.1.1): the client's version must be the current one.
 fn check_if_match(request: &Request, current: &User) -> ScimResult<()> {
     match request.header("If-Match") {
         Some(tags) if !etag_listed(tags, current) => Err(ScimError::new(
             412,
             "the user changed since the version in If-Match",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `If-None-Match` on a write (RFC 9110 §13.1.2): the client wants the change only if the user
+/// is not in a version it names, and `*` names any version. The user exists here, so `*` or
+/// its current tag fails the write. On GET the same match is a 304 instead, in [`get`].
+fn check_if_none_match(request: &Request, current: &User) -> ScimResult<()> {
+    match request.header("If-None-Match") {
+        Some(tags) if etag_listed(tags, current) => Err(ScimError::new(
+            412,
+            "the user exists in a version that If-None-Match names",
         )),
         _ => Ok(()),
     }
@@ -238,6 +258,65 @@ mod tests {
         assert_eq!(
             read["active"], false,
             "the excluded attribute was still written"
+        );
+    }
+
+    #[test]
+    fn if_none_match_on_a_write_of_an_existing_user_is_412_and_changes_nothing() {
+        let host = Host::new();
+        let body = json!({"userName": "inm@example.com", "externalId": "inm-1"});
+        let created = host.send("POST", "/Users", &[], Some(&body));
+        let id = json(&created)["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let path = format!("/Users/{id}");
+        let put = json!({"userName": "inm@example.com", "externalId": "inm-2"});
+        let patch = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "externalId", "value": "inm-2"}],
+        });
+
+        for tags in ["*", "W/\"1\"", "\"1\"", "W/\"7\", W/\"1\""] {
+            for (method, body) in [
+                ("PUT", Some(&put)),
+                ("PATCH", Some(&patch)),
+                ("DELETE", None),
+            ] {
+                let response = host.send(method, &path, &[("If-None-Match", tags)], body);
+                assert_eq!(response.status, 412, "{method} If-None-Match: {tags}");
+                assert_eq!(
+                    json(&response)["status"],
+                    "412",
+                    "{method} If-None-Match: {tags}"
+                );
+            }
+        }
+
+        let after = host.send("GET", &path, &[], None);
+        assert_eq!(after.status, 200);
+        assert_eq!(after.header("ETag"), Some("W/\"1\""));
+        assert_eq!(json(&after)["externalId"], "inm-1");
+    }
+
+    #[test]
+    fn if_none_match_naming_another_version_lets_the_write_through() {
+        let host = Host::new();
+        let body = json!({"userName": "inm2@example.com"});
+        let created = host.send("POST", "/Users", &[], Some(&body));
+        let id = json(&created)["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let path = format!("/Users/{id}");
+        let put = json!({"userName": "inm2@example.com", "externalId": "new"});
+        let stale = [("If-None-Match", "W/\"9\"")];
+        assert_eq!(host.send("PUT", &path, &stale, Some(&put)).status, 200);
+        assert_eq!(host.send("DELETE", &path, &stale, None).status, 204);
+        let gone = host.send("DELETE", &path, &[("If-None-Match", "*")], None);
+        assert_eq!(
+            gone.status, 404,
+            "a user that is not there has no version to match"
         );
     }
 
