@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::auth;
 use crate::discovery;
 use crate::error::{ScimError, ScimResult};
-use crate::http::{Request, Response, percent_decode};
+use crate::http::{Request, Response};
 use crate::query::Query;
 use crate::store::{Settings, UserStore};
 use crate::users;
@@ -30,12 +30,7 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
 
     let base_url = settings.base_url.trim_end_matches('/');
     let method = routed_method(request);
-    let segments: Vec<String> = request
-        .path
-        .split('/')
-        .filter(|segment| !segment.is_empty())
-        .map(percent_decode)
-        .collect();
+    let segments = request.path_segments()?;
     let segments: Vec<&str> = segments
         .iter()
         .enumerate()
@@ -48,7 +43,7 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
         [] => match method.as_str() {
             "GET" => users::list(
                 store,
-                &Query::from_params(&request.query_params())?,
+                &Query::from_params(&request.query_params()?)?,
                 base_url,
             ),
             _ => Err(method_not_allowed("GET, HEAD")),
@@ -60,7 +55,7 @@ fn respond(request: &Request, store: &dyn UserStore, settings: &Settings) -> Sci
         ["Users"] => match method.as_str() {
             "GET" => users::list(
                 store,
-                &Query::from_params(&request.query_params())?,
+                &Query::from_params(&request.query_params()?)?,
                 base_url,
             ),
             "POST" => users::create(store, request, &json_body(request)?, base_url),
@@ -176,7 +171,7 @@ fn discovery_get(method: &str, request: &Request) -> ScimResult<()> {
         return Err(method_not_allowed("GET, HEAD"));
     }
     let filtered = request
-        .query_params()
+        .query_params()?
         .iter()
         .any(|(name, value)| name.eq_ignore_ascii_case("filter") && !value.trim().is_empty());
     if filtered {

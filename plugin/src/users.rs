@@ -21,7 +21,7 @@ pub fn create(
     body: &Value,
     base_url: &str,
 ) -> ScimResult<Response> {
-    let projection = Projection::from_params(&request.query_params())?;
+    let projection = Projection::from_params(&request.query_params()?)?;
     let fields = user::fields_from_json(body, None)?;
     let created = store.create(fields).map_err(store_error)?;
     Ok(resource_response(201, &created, base_url, &projection)
@@ -35,7 +35,7 @@ pub fn get(
     request: &Request,
     base_url: &str,
 ) -> ScimResult<Response> {
-    let projection = Projection::from_params(&request.query_params())?;
+    let projection = Projection::from_params(&request.query_params()?)?;
     let found = read(store, id)?;
     if let Some(tags) = request.header("If-None-Match")
         && etag_listed(tags, &found)
@@ -59,7 +59,7 @@ pub fn replace(
     body: &Value,
     base_url: &str,
 ) -> ScimResult<Response> {
-    let projection = Projection::from_params(&request.query_params())?;
+    let projection = Projection::from_params(&request.query_params()?)?;
     let updated = write(store, id, request, |current| {
         user::fields_from_json(body, Some(current))
     })?;
@@ -74,7 +74,7 @@ pub fn modify(
     body: &Value,
     base_url: &str,
 ) -> ScimResult<Response> {
-    let projection = Projection::from_params(&request.query_params())?;
+    let projection = Projection::from_params(&request.query_params()?)?;
     let updated = write(store, id, request, |current| {
         let mut resource = user::to_json(current, base_url);
         patch::apply(&mut resource, body)?;
