@@ -269,18 +269,20 @@ mod tests {
     }
 
     #[test]
-    fn user_schema_marks_emails_immutable() {
+    fn user_schema_marks_emails_immutable_and_its_type_and_primary_read_only() {
         let user = user_schema();
         let emails = attribute(&user["attributes"], "emails");
         assert_eq!(emails["mutability"], "immutable");
         assert_eq!(emails["multiValued"], true);
         assert_eq!(emails["required"], true);
-        for sub in ["value", "type", "primary"] {
-            assert_eq!(
-                attribute(&emails["subAttributes"], sub)["mutability"],
-                "immutable"
-            );
+        let subs = &emails["subAttributes"];
+        assert_eq!(attribute(subs, "value")["mutability"], "immutable");
+        // The login email is always rendered as `type: "work", primary: true`, whatever a client
+        // sent: a client may not set either, which is readOnly (RFC 7643 §7).
+        for sub in ["type", "primary"] {
+            assert_eq!(attribute(subs, sub)["mutability"], "readOnly", "{sub}");
         }
+        assert_eq!(attribute(subs, "type")["canonicalValues"], json!(["work"]));
         let value = attribute(&emails["subAttributes"], "value");
         assert_eq!(value["uniqueness"], "server");
         assert_eq!(value["caseExact"], false);

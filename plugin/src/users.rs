@@ -321,6 +321,35 @@ mod tests {
     }
 
     #[test]
+    fn the_login_email_is_work_and_primary_whatever_the_client_sends() {
+        let host = Host::new();
+        let login = json!([{"value": "ro@example.com", "type": "work", "primary": true}]);
+        let body = json!({
+            "userName": "ro",
+            "emails": [{"value": "ro@example.com", "type": "home", "primary": false}],
+        });
+        let created = json(&host.send("POST", "/Users", &[], Some(&body)));
+        assert_eq!(created["emails"], login);
+
+        let path = format!("/Users/{}", created["id"].as_str().unwrap_or_default());
+        let put = json!({
+            "userName": "ro",
+            "emails": [{"value": "ro@example.com", "type": "other", "primary": "False"}],
+        });
+        assert_eq!(
+            json(&host.send("PUT", &path, &[], Some(&put)))["emails"],
+            login
+        );
+        let patch = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "emails[type eq \"work\"].type", "value": "home"}],
+        });
+        let modified = host.send("PATCH", &path, &[], Some(&patch));
+        assert_eq!(modified.status, 200);
+        assert_eq!(json(&modified)["emails"], login);
+    }
+
+    #[test]
     fn a_bad_attributes_parameter_on_a_write_changes_nothing() {
         let host = Host::new();
         let body = json!({"userName": "bad-proj@example.com"});
