@@ -180,13 +180,19 @@ fn new_email(requested: Option<String>, user_name: &str) -> ScimResult<String> {
             ));
         }
     };
-    if !looks_like_email(&email) {
+    check_login_email(&email)?;
+    Ok(email)
+}
+
+/// Whether an address can be a login email: the rule for users created through SCIM, and for
+/// the users a host adds itself.
+pub fn check_login_email(email: &str) -> ScimResult<()> {
+    if !looks_like_email(email) {
         return Err(ScimError::invalid_value(
             "emails.value is not an email address",
         ));
     }
-    check_length("emails.value", &email, MAX_EMAIL_LEN)?;
-    Ok(email)
+    check_length("emails.value", email, MAX_EMAIL_LEN)
 }
 
 /// Checks that a PUT or PATCH leaves the login email as it is. Sending the same address again

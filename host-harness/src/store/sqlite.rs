@@ -92,6 +92,10 @@ impl SqliteStore {
     /// Adds an account that did not come from SCIM (set up, not invited), with the email as its
     /// userName.
     pub fn add_account(&self, email: &str, role: Role) -> anyhow::Result<User> {
+        // The same rule as for users that SCIM creates: the login email is where they sign in.
+        if scim_plugin::user::check_login_email(email).is_err() {
+            anyhow::bail!("`{email}` is not an email address of at most 254 bytes");
+        }
         let fields = UserFields {
             email: email.to_string(),
             user_name: email.to_string(),
@@ -601,6 +605,25 @@ mod tests {
         assert_eq!(accounts[0].user.id, invited.id);
         assert_eq!(accounts[0].state(), "invited");
         assert_eq!(accounts[1].state(), "active");
+    }
+
+    #[test]
+    fn a_local_user_needs_an_email_address() {
+        let (_dir, store) = store();
+        for refused in [
+            "",
+            "not-an-email",
+            "two@at@example.com",
+            "space @example.com",
+        ] {
+            assert!(
+                store.add_account(refused, Role::User).is_err(),
+                "{refused:?}"
+            );
+        }
+        let too_long = format!("{}@example.com", "a".repeat(250));
+        assert!(store.add_account(&too_long, Role::User).is_err());
+        assert!(store.accounts().unwrap().is_empty());
     }
 
     #[test]
