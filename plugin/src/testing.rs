@@ -54,6 +54,21 @@ impl Host {
         };
         handle(&request, &self.store, &self.settings)
     }
+
+    /// Creates a user from this body and returns its `id`; panics unless the create succeeds.
+    pub fn create(&self, body: &Value) -> String {
+        let created = self.send("POST", "/Users", &[], Some(body));
+        assert_eq!(
+            created.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&created.body)
+        );
+        json(&created)["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
 }
 
 /// A response's body as JSON (`Null` when there is none).

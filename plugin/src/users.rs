@@ -265,11 +265,7 @@ mod tests {
     fn if_none_match_on_a_write_of_an_existing_user_is_412_and_changes_nothing() {
         let host = Host::new();
         let body = json!({"userName": "inm@example.com", "externalId": "inm-1"});
-        let created = host.send("POST", "/Users", &[], Some(&body));
-        let id = json(&created)["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let id = host.create(&body);
         let path = format!("/Users/{id}");
         let put = json!({"userName": "inm@example.com", "externalId": "inm-2"});
         let patch = json!({
@@ -303,11 +299,7 @@ mod tests {
     fn if_none_match_naming_another_version_lets_the_write_through() {
         let host = Host::new();
         let body = json!({"userName": "inm2@example.com"});
-        let created = host.send("POST", "/Users", &[], Some(&body));
-        let id = json(&created)["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let id = host.create(&body);
         let path = format!("/Users/{id}");
         let put = json!({"userName": "inm2@example.com", "externalId": "new"});
         let stale = [("If-None-Match", "W/\"9\"")];
