@@ -453,9 +453,9 @@ fn settings(db_path: &Path, command: SettingsCommand) -> anyhow::Result<()> {
             base_url,
             token_days,
         } => {
+            // Printed before the change commits, so it is worked out as the change will store it.
             let endpoint = match base_url.as_deref() {
-                Some(url) if !url.trim().is_empty() => url.trim().trim_end_matches('/').to_string(),
-                Some(_) => default_endpoint(),
+                Some(url) => stored::normalize_base_url(url)?.unwrap_or_else(default_endpoint),
                 None => shown_base_url(&db)?,
             };
             stored::enable_delivering(&db, base_url.as_deref(), days(token_days), |token| {

@@ -226,7 +226,7 @@ pub fn new_token() -> anyhow::Result<String> {
 /// `https` URL with a host and no credentials, query or fragment, without a trailing slash;
 /// none for an empty one (cleared). Control characters are refused outright, since a URL
 /// parser would silently drop a CR or LF that would otherwise end up in a response header.
-fn normalize_base_url(base_url: &str) -> anyhow::Result<Option<String>> {
+pub fn normalize_base_url(base_url: &str) -> anyhow::Result<Option<String>> {
     let trimmed = base_url.trim();
     if trimmed.is_empty() {
         return Ok(None);
