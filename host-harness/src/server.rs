@@ -203,6 +203,9 @@ impl Service {
         user_agent: Option<String>,
     ) -> Response {
         let response: Response = refusal.into();
+        if logged_action(method, relative).is_none() {
+            return response;
+        }
         let service = self.clone();
         let (method, relative) = (method.to_string(), relative.to_string());
         // The log's write waits for the database: off the async threads.
@@ -266,13 +269,8 @@ impl Service {
         response: &Response,
         user_agent: Option<String>,
     ) {
-        let action = match method.to_ascii_uppercase().as_str() {
-            // `POST /Users/.search` is a query, not a write.
-            "POST" if path.trim_end_matches('/').ends_with("/.search") => return,
-            "POST" => "create",
-            "PUT" | "PATCH" => "update",
-            "DELETE" => "delete",
-            _ => return,
+        let Some(action) = logged_action(method, path) else {
+            return;
         };
         if !(400..500).contains(&response.status) {
             return;
@@ -292,6 +290,18 @@ impl Service {
             detail,
             user_agent,
         });
+    }
+}
+
+/// The activity log's name for a write request, or none for a read: only writes are logged.
+fn logged_action(method: &str, path: &str) -> Option<&'static str> {
+    match method.to_ascii_uppercase().as_str() {
+        // `POST /Users/.search` is a query, not a write.
+        "POST" if path.trim_end_matches('/').ends_with("/.search") => None,
+        "POST" => Some("create"),
+        "PUT" | "PATCH" => Some("update"),
+        "DELETE" => Some("delete"),
+        _ => None,
     }
 }
 
